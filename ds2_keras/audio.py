@@ -1,0 +1,75 @@
+"""Reading audio files: header inspection for ingest, and decoding to 16 kHz mono float32.
+
+soundfile (libsndfile) reads WAV, FLAC, OGG and MP3 with no TensorFlow plugin; we do not use
+tensorflow-io, whose last release does not load next to TF 2.21 (see README design notes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from scipy.signal import resample_poly
+
+SAMPLE_RATE = 16000
+
+
+class AudioError(Exception):
+    """An audio file could not be used; the message names the file and the cause."""
+
+    def __init__(self, path: str | Path, cause: str):
+        self.path = str(path)
+        self.cause = cause
+        super().__init__(f"{path}: {cause}")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Read only the header (fast: no decode), raising AudioError for missing or unreadable files."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "file not found")
+    try:
+        info = soundfile.info(str(path))
+    except (RuntimeError, soundfile.LibsndfileError) as error:
+        raise AudioError(path, f"unreadable audio ({error})") from None
+    if info.frames <= 0:
+        raise AudioError(path, "audio holds no samples")
+    return AudioInfo(sample_rate=int(info.samplerate), channels=int(info.channels), frames=int(info.frames))
+
+
+def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Band-limited polyphase resampling (scipy), exact for rational rate ratios."""
+    if source_rate == target_rate:
+        return samples
+    divisor = gcd(source_rate, target_rate)
+    return resample_poly(samples, target_rate // divisor, source_rate // divisor).astype(np.float32)
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode any container soundfile reads to mono float32 in [-1, 1] at `sample_rate`."""
+    try:
+        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError) as error:
+        raise AudioError(path, f"unreadable audio ({error})") from None
+    if samples.shape[0] == 0:
+        raise AudioError(path, "audio holds no samples")
+    return resample(samples.mean(axis=1), int(rate), sample_rate)
+
+
+def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write 16-bit PCM audio; the format follows the extension (.flac, .wav)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16")

@@ -1,0 +1,151 @@
+"""The one configuration dataclass: features, network and training settings.
+
+It is saved inside every model file (and as config.json beside it), so a checkpoint alone
+rebuilds its model and its feature extraction. Presets give named starting points; any field
+can be overridden from the CLI with `--set field=value`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .fileio import atomic_write_text
+
+
+@dataclass
+class DS2Config:
+    preset: str = "small"
+    # Features (computed inside the TF graph, see features.py).
+    sample_rate: int = 16000
+    window_ms: float = 20.0
+    hop_ms: float = 10.0
+    feature_type: str = "linear"  # "linear": DS2's 161 log-power bins; "mel": log-mel
+    mel_bins: int = 80
+    # Convolutional front end: one entry per Conv2D, kernels and strides as (time, frequency).
+    conv_filters: tuple[int, ...] = (32, 32)
+    conv_kernels: tuple[tuple[int, int], ...] = ((11, 41), (11, 21))
+    conv_strides: tuple[tuple[int, int], ...] = ((2, 2), (1, 2))
+    # Recurrent stack.
+    rnn_type: str = "gru"  # "gru" or "lstm"
+    rnn_layers: int = 3
+    rnn_units: int = 256
+    bidirectional: bool = True
+    lookahead: int = 0  # future frames seen by the row convolution of a unidirectional model
+    relu_clip: float = 20.0
+    dropout: float = 0.0
+    # Optimization.
+    optimizer: str = "adam"  # "adam" or "sgd" (Nesterov momentum, as the neon seed)
+    learning_rate: float = 1e-3
+    lr_decay: float = 1.0  # learning rate multiplied by this after every epoch
+    warmup_steps: int = 0
+    momentum: float = 0.99
+    clipnorm: float = 400.0
+    # Data.
+    max_duration: float = 30.0
+    sortagrad: bool = True
+    spec_augment: bool = False
+    freq_masks: int = 2
+    freq_mask_width: int = 15
+    time_masks: int = 2
+    time_mask_width: int = 40
+    speed_perturb: bool = False  # random 0.9x-1.1x resampling
+    noise_snr_db: float = 0.0  # >0 adds white noise at about this SNR
+    seed: int = 1234
+    # Accelerator switches.
+    mixed_precision: bool = False
+    jit_compile: bool = False
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.sample_rate * self.window_ms / 1000))
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.sample_rate * self.hop_ms / 1000))
+
+    @property
+    def num_features(self) -> int:
+        return self.window_samples // 2 + 1 if self.feature_type == "linear" else self.mel_bins
+
+    @property
+    def time_stride(self) -> int:
+        stride = 1
+        for time, _ in self.conv_strides:
+            stride *= time
+        return stride
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "DS2Config":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown config fields: {sorted(unknown)}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{k: _coerce(hints[k], v) for k, v in values.items()})
+
+    def replace(self, **changes) -> "DS2Config":
+        return DS2Config.from_dict({**self.to_dict(), **changes})
+
+    def with_overrides(self, assignments: list[str]) -> "DS2Config":
+        """Apply CLI `field=value` strings; values are parsed as JSON where possible."""
+        changes = {}
+        for assignment in assignments:
+            name, sep, raw = assignment.partition("=")
+            if not sep:
+                raise ValueError(f"expected field=value, got {assignment!r}")
+            try:
+                changes[name.strip()] = json.loads(raw)
+            except json.JSONDecodeError:
+                changes[name.strip()] = raw
+        return self.replace(**changes)
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DS2Config":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _coerce(hint, value):
+    """Turn JSON lists back into the tuples the dataclass declares."""
+    origin = typing.get_origin(hint)
+    if origin is tuple and isinstance(value, (list, tuple)):
+        inner = typing.get_args(hint)[0]
+        return tuple(_coerce(inner, v) for v in value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+PRESETS: dict[str, DS2Config] = {
+    # Seconds per test on 2 CPU cores; enough capacity to overfit a handful of utterances.
+    "tiny": DS2Config(
+        preset="tiny", feature_type="mel", mel_bins=40, conv_filters=(16,), conv_kernels=((11, 21),),
+        conv_strides=((2, 2),), rnn_layers=1, rnn_units=64, learning_rate=2e-3,
+    ),
+    # Sized for 2 CPU cores: log-mel input and stride 3 in time keep the conv and RNN cheap.
+    "small": DS2Config(
+        preset="small", feature_type="mel", mel_bins=64, conv_filters=(32, 32),
+        conv_kernels=((11, 21), (11, 11)), conv_strides=((3, 2), (1, 2)), rnn_layers=3,
+        rnn_units=256, learning_rate=1e-3, spec_augment=True,
+    ),
+    # The paper-sized model (DS2, Amodei et al. 2016): 3 convolutions, 7 BiGRU layers of 1024.
+    "ds2": DS2Config(
+        preset="ds2", feature_type="linear", conv_filters=(32, 32, 96),
+        conv_kernels=((11, 41), (11, 21), (11, 21)), conv_strides=((2, 2), (1, 2), (1, 2)),
+        rnn_layers=7, rnn_units=1024, learning_rate=3e-4, lr_decay=0.91, spec_augment=True,
+    ),
+}
+
+
+def preset(name: str) -> DS2Config:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return dataclasses.replace(PRESETS[name])

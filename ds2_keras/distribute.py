@@ -1,0 +1,36 @@
+"""Choosing the tf.distribute strategy: one host or many, from the environment.
+
+TF_CONFIG naming several workers selects MultiWorkerMirroredStrategy; otherwise
+MirroredStrategy replicates over every visible GPU, or every logical CPU device when there is
+no GPU (one CPU device on a plain machine, so single-device training costs nothing extra).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+
+def cluster_workers() -> int:
+    spec = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    return len(spec.get("cluster", {}).get("worker", []))
+
+
+def is_chief() -> bool:
+    """Only the chief writes checkpoints and logs in a multi-worker run."""
+    task = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("task", {})
+    return task.get("type", "worker") in ("chief", "worker") and int(task.get("index", 0)) == 0
+
+
+def choose_strategy() -> tf.distribute.Strategy:
+    if cluster_workers() > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([device.name for device in devices])
+
+
+def split_cpu(count: int) -> None:
+    """Expose the host CPU as `count` logical devices (tests, and trying Mirrored without GPUs)."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)

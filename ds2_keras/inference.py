@@ -1,0 +1,58 @@
+"""Batch inference over a set of utterances: the one code path behind validation and evaluation.
+
+It uses the same evaluation pipeline (features in the graph) as training, shortest utterances
+first so batches carry little padding, and returns per-utterance logits for any decoder.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .data import Utterances, evaluation_dataset
+from .model import DS2Model, ctc_loss
+
+
+@dataclass
+class Inference:
+    """Per-utterance results, in the order of `indices` (rows of the Utterances)."""
+
+    indices: np.ndarray
+    logits: list[np.ndarray]  # [frames, classes] each, trimmed to the utterance's length
+    losses: np.ndarray
+    failures: dict[str, str] = field(default_factory=dict)  # audio path -> why it was skipped
+
+    @property
+    def mean_loss(self) -> float:
+        finite = self.losses[np.isfinite(self.losses)]
+        return float(finite.mean()) if finite.size else float("nan")
+
+
+def run_inference(model: DS2Model, utterances: Utterances, batch_size: int, progress: bool = True) -> Inference:
+    dataset, loader = evaluation_dataset(utterances, model.ds2_config, batch_size)
+
+    @tf.function(reduce_retracing=True)
+    def forward(inputs, targets):
+        logits, lengths = model(inputs, training=False)
+        losses = ctc_loss(targets["labels"], targets["label_lengths"], logits, lengths)
+        return tf.nn.log_softmax(logits), lengths, losses, inputs["feature_lengths"]
+
+    bar = keras.utils.Progbar(-(-len(utterances) // batch_size), unit_name="batch") if progress else None
+    indices, logits, losses = [], [], []
+    for batch, (inputs, targets, batch_indices) in enumerate(dataset):
+        log_probs, lengths, batch_losses, feature_lengths = (t.numpy() for t in forward(inputs, targets))
+        for row, index in enumerate(batch_indices.numpy()):
+            if feature_lengths[row] == 0:  # unreadable or shorter than one analysis window
+                continue
+            indices.append(index)
+            logits.append(log_probs[row, : lengths[row]])
+            losses.append(batch_losses[row])
+        if bar is not None:
+            bar.update(batch + 1)
+    paths = utterances.rows["audio_path"]
+    failures = dict(loader.failures)
+    skipped = set(range(len(utterances))) - set(indices)
+    failures.update({paths[i]: "shorter than one analysis window" for i in skipped if paths[i] not in failures})
+    return Inference(np.array(indices, dtype=np.int64), logits, np.array(losses, dtype=np.float64), failures)

@@ -1,0 +1,91 @@
+"""The manifest contract: one CSV row per utterance, readable and editable with pandas.
+
+Columns: audio_path, transcript_path (absolute), text (normalized), duration (seconds).
+Readers also accept what neon DS2 users already have: the aeon TSV (`@FILE\tFILE` header,
+audio and transcript paths) and the older header-less two-column CSV. Manifests joined with
+plain `cat` load as one (repeated header lines are dropped).
+"""
+from __future__ import annotations
+
+import csv
+from io import StringIO
+from pathlib import Path
+
+import pandas as pd
+
+from .alphabet import UnmappableTextError, normalize_text
+from .audio import AudioError, audio_info
+from .fileio import atomic_path
+
+COLUMNS = ["audio_path", "transcript_path", "text", "duration"]
+SEED_HEADER = "@FILE"
+
+
+class ManifestError(Exception):
+    """A manifest could not be read; the message names the file (and line) and the cause."""
+
+
+def write_manifest(rows: pd.DataFrame, path: str | Path) -> Path:
+    """Write atomically so an interrupted ingest never leaves a half-written manifest."""
+    missing = set(COLUMNS) - set(rows.columns)
+    if missing:
+        raise ValueError(f"manifest rows lack columns {sorted(missing)}")
+    path = Path(path).absolute()
+    with atomic_path(path) as temporary:
+        rows[COLUMNS].to_csv(temporary, index=False, float_format="%.4f")
+    return path
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Load a ds2 CSV, a neon aeon TSV or a neon two-column CSV as the ds2 columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        raise ManifestError(f"{path}: manifest is empty")
+    if lines[0].startswith(SEED_HEADER):
+        pairs = [line.split("\t") for line in lines if not line.startswith(SEED_HEADER)]
+        return _from_path_pairs(path, pairs)
+    if lines[0].split(",")[0] == COLUMNS[0]:
+        return _read_ds2_csv(path, lines)
+    return _from_path_pairs(path, list(csv.reader(lines)))
+
+
+def _read_ds2_csv(path: Path, lines: list[str]) -> pd.DataFrame:
+    header = lines[0]
+    body = [header] + [line for line in lines[1:] if line != header]
+    try:
+        frame = pd.read_csv(StringIO("\n".join(body)), dtype={"text": str}, keep_default_na=False)
+    except pd.errors.ParserError as error:
+        raise ManifestError(f"{path}: malformed CSV ({error})") from None
+    missing = set(COLUMNS) - set(frame.columns)
+    if missing:
+        raise ManifestError(f"{path}: missing columns {sorted(missing)}")
+    frame["duration"] = pd.to_numeric(frame["duration"], errors="coerce")
+    bad = frame.index[frame["duration"].isna()]
+    if len(bad):
+        raise ManifestError(f"{path}: line {bad[0] + 2}: duration is not a number")
+    return frame[COLUMNS].reset_index(drop=True)
+
+
+def _from_path_pairs(path: Path, pairs: list[list[str]]) -> pd.DataFrame:
+    """Fill text and duration for seed manifests, which hold only the two file paths."""
+    rows = []
+    for number, pair in enumerate(pairs, start=1):
+        if len(pair) != 2:
+            raise ManifestError(f"{path}: row {number}: expected 2 columns (audio, transcript), got {len(pair)}")
+        audio, transcript = (str(Path(p.strip()).absolute()) for p in pair)
+        try:
+            text = normalize_text(Path(transcript).read_text(encoding="utf-8"))
+            duration = audio_info(audio).duration
+        except (OSError, UnmappableTextError, AudioError) as error:
+            raise ManifestError(f"{path}: row {number}: {error}") from None
+        rows.append((audio, transcript, text, duration))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def read_manifests(paths: list[str | Path]) -> pd.DataFrame:
+    """Several manifests as one table, in the order given."""
+    return pd.concat([read_manifest(p) for p in paths], ignore_index=True)

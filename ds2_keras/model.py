@@ -1,0 +1,168 @@
+"""The Deep Speech 2 network as a Keras functional model, built from a DS2Config.
+
+Inputs are normalized features [batch, frames, bins] and their lengths; outputs are per-frame
+logits over the 29 symbols and the logit lengths. Every layer respects the lengths
+(explicit symmetric padding instead of "same", masks after each convolution, masked RNNs), so
+an utterance gets the same output alone or padded inside a batch: training, batch evaluation,
+`ds2 transcribe` and the exported SavedModel all agree.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from .alphabet import BLANK_INDEX, NUM_CLASSES
+from .config import DS2Config
+
+_PACKAGE = "ds2"
+
+
+@keras.saving.register_keras_serializable(_PACKAGE)
+class TimeMask(layers.Layer):
+    """Zero every frame past each utterance's length so padding cannot leak into valid frames."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True  # pass an RNN's mask on, so the next BatchNorm ignores padding
+
+    def call(self, inputs, lengths):
+        mask = ops.arange(ops.shape(inputs)[1])[None, :] < ops.expand_dims(lengths, 1)
+        mask = ops.cast(mask, inputs.dtype)
+        for _ in range(len(inputs.shape) - 2):
+            mask = ops.expand_dims(mask, -1)
+        return inputs * mask
+
+
+@keras.saving.register_keras_serializable(_PACKAGE)
+class FrameMask(layers.Layer):
+    """Boolean [batch, frames] mask for the recurrent layers."""
+
+    def call(self, inputs, lengths):
+        return ops.arange(ops.shape(inputs)[1])[None, :] < ops.expand_dims(lengths, 1)
+
+
+@keras.saving.register_keras_serializable(_PACKAGE)
+class StridedLengths(layers.Layer):
+    """Lengths after a time stride: ceil(length / stride), matching the padded convolution."""
+
+    def __init__(self, stride: int, **kwargs):
+        super().__init__(**kwargs)
+        self.stride = stride
+
+    def call(self, lengths):
+        return (lengths + self.stride - 1) // self.stride
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride}
+
+
+def _conv_block(x, lengths, config: DS2Config, index: int):
+    (kernel_t, kernel_f), (stride_t, stride_f) = config.conv_kernels[index], config.conv_strides[index]
+    x = layers.ZeroPadding2D(((kernel_t // 2, kernel_t // 2), (kernel_f // 2, kernel_f // 2)), name=f"conv{index}_pad")(x)
+    x = layers.Conv2D(config.conv_filters[index], (kernel_t, kernel_f), strides=(stride_t, stride_f),
+                      padding="valid", use_bias=False, name=f"conv{index}")(x)
+    x = layers.BatchNormalization(name=f"conv{index}_bn")(x)
+    x = layers.ReLU(max_value=config.relu_clip, name=f"conv{index}_relu")(x)
+    lengths = StridedLengths(stride_t, name=f"conv{index}_lengths")(lengths)
+    return TimeMask(name=f"conv{index}_mask")(x, lengths), lengths
+
+
+def _recurrent_block(x, mask, lengths, config: DS2Config, index: int):
+    cell = layers.GRU if config.rnn_type == "gru" else layers.LSTM
+    if config.rnn_type not in ("gru", "lstm"):
+        raise ValueError(f"rnn_type must be 'gru' or 'lstm', got {config.rnn_type!r}")
+    rnn = cell(config.rnn_units, return_sequences=True, name=f"{config.rnn_type}{index}")
+    if config.bidirectional:
+        # An explicit backward layer: Bidirectional's own copy breaks when a .keras file is loaded.
+        backward = cell(config.rnn_units, return_sequences=True, go_backwards=True,
+                        name=f"{config.rnn_type}{index}_backward")
+        rnn = layers.Bidirectional(rnn, backward_layer=backward, merge_mode="concat", name=f"bi{config.rnn_type}{index}")
+    x = rnn(x, mask=mask)
+    # Sequence-wise batch norm between recurrent layers (DS2 section 3.2).
+    x = layers.BatchNormalization(name=f"rnn{index}_bn")(x)
+    if config.dropout > 0:
+        x = layers.Dropout(config.dropout, name=f"rnn{index}_dropout")(x)
+    return TimeMask(name=f"rnn{index}_mask")(x, lengths)
+
+
+def _lookahead(x, lengths, config: DS2Config):
+    """DS2's row convolution: each output frame sees `lookahead` future frames, for streaming."""
+    x = layers.ZeroPadding1D((0, config.lookahead), name="lookahead_pad")(x)
+    x = layers.DepthwiseConv1D(config.lookahead + 1, padding="valid", name="lookahead_conv")(x)
+    x = layers.ReLU(max_value=config.relu_clip, name="lookahead_relu")(x)
+    return TimeMask(name="lookahead_mask")(x, lengths)
+
+
+def _build_graph(config: DS2Config):
+    features = keras.Input(shape=(None, config.num_features), name="features")
+    feature_lengths = keras.Input(shape=(), dtype="int32", name="feature_lengths")
+    lengths = feature_lengths
+    x = TimeMask(name="input_mask")(features, lengths)
+    x = layers.Reshape((-1, config.num_features, 1), name="add_channel")(x)
+    bins = config.num_features
+    for index in range(len(config.conv_filters)):
+        x, lengths = _conv_block(x, lengths, config, index)
+        kernel_f, stride_f = config.conv_kernels[index][1], config.conv_strides[index][1]
+        bins = (bins + 2 * (kernel_f // 2) - kernel_f) // stride_f + 1
+    x = layers.Reshape((-1, bins * config.conv_filters[-1]), name="flatten_frequency")(x)
+    mask = FrameMask(name="frame_mask")(x, lengths)
+    for index in range(config.rnn_layers):
+        x = _recurrent_block(x, mask, lengths, config, index)
+    if config.lookahead and not config.bidirectional:
+        x = _lookahead(x, lengths, config)
+    logits = layers.Dense(NUM_CLASSES, dtype="float32", name="logits")(x)
+    return [features, feature_lengths], [logits, lengths]
+
+
+@keras.saving.register_keras_serializable(_PACKAGE)
+class DS2Model(keras.Model):
+    """DS2 with its config and training progress saved inside the .keras file.
+
+    `progress` ({"epoch", "step", "history"}) travels with the weights and optimizer state, so
+    one atomic file is everything `--model-file` needs to resume exactly.
+    """
+
+    def __init__(self, ds2_config: DS2Config | dict, progress: dict | None = None, **kwargs):
+        config = ds2_config if isinstance(ds2_config, DS2Config) else DS2Config.from_dict(ds2_config)
+        inputs, outputs = _build_graph(config)
+        kwargs.pop("trainable", None)
+        super().__init__(inputs=inputs, outputs=outputs, name=kwargs.pop("name", f"ds2_{config.preset}"), **kwargs)
+        self.ds2_config = config
+        self.progress = progress or {"epoch": 0, "step": 0, "history": {}}
+        self.nonfinite_losses = keras.metrics.Sum(name="nonfinite_losses")
+
+    def get_config(self):
+        return {"ds2_config": self.ds2_config.to_dict(), "progress": self.progress, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Mean CTC loss over the batch; non-finite per-utterance losses are dropped and counted."""
+        logits, logit_lengths = y_pred
+        per_utterance = ctc_loss(y["labels"], y["label_lengths"], logits, logit_lengths)
+        finite = tf.math.is_finite(per_utterance)
+        self.nonfinite_losses.update_state(tf.reduce_sum(tf.cast(~finite, tf.float32)))
+        total = tf.reduce_sum(tf.where(finite, per_utterance, 0.0))
+        loss = total / tf.maximum(tf.reduce_sum(tf.cast(finite, tf.float32)), 1.0)
+        # Replica gradients are summed, so each replica contributes its share of the mean.
+        return loss / tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def ctc_loss(labels, label_lengths, logits, logit_lengths):
+    """Per-utterance CTC loss; labels are padded with 0 (the blank never occurs in a label)."""
+    sparse_labels = tf.sparse.from_dense(tf.cast(labels, tf.int32))
+    return tf.nn.ctc_loss(
+        labels=sparse_labels,
+        logits=tf.cast(logits, tf.float32),
+        label_length=None,
+        logit_length=tf.cast(logit_lengths, tf.int32),
+        logits_time_major=False,
+        blank_index=BLANK_INDEX,
+    )
+
+
+def build_model(config: DS2Config) -> DS2Model:
+    return DS2Model(config)

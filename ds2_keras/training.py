@@ -1,0 +1,112 @@
+"""`ds2 fit`: build or restore a model, stream the manifests through it, checkpoint, validate.
+
+Resume semantics follow the neon seed ("train to 16 epochs, then to 20"): the model file
+carries the epoch and step it reached, its optimizer state and schedule; fitting continues
+from there to the new total. A killed run resumes mid-epoch from its last checkpoint.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from .checkpoints import MODEL_FILENAME, Checkpointer, load_model_file
+from .config import DS2Config
+from .data import Utterances, batches_per_epoch, select_utterances, training_dataset
+from .distribute import choose_strategy, is_chief
+from .manifest import read_manifests
+from .model import DS2Model
+from .optim import make_optimizer
+from .validation import ValidationCallback
+
+
+@dataclass
+class FitRequest:
+    train_manifests: list[Path]
+    val_manifests: list[Path]
+    epochs: int
+    batch_size: int
+    output_dir: Path
+    config: DS2Config
+    model_file: Path | None = None
+    fresh: bool = False
+    cache: bool = False
+    save_every_steps: int = 200
+    verbose: int | str = "auto"
+
+
+def _configure_precision(config: DS2Config) -> None:
+    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+
+
+def _restore_or_build(request: FitRequest, steps_per_epoch: int) -> DS2Model:
+    """Resume from --model-file, else from the output directory's checkpoint, else build new."""
+    checkpoint = request.output_dir / MODEL_FILENAME
+    source = request.model_file or (checkpoint if checkpoint.exists() and not request.fresh else None)
+    if source is not None:
+        model = load_model_file(source)
+        print(f"resuming from {source}: epoch {model.progress['epoch']}, step {model.progress['step']}")
+        return model
+    model = DS2Model(request.config)
+    model.compile(optimizer=make_optimizer(request.config, steps_per_epoch), jit_compile=request.config.jit_compile)
+    return model
+
+
+def load_split(manifests: list[Path], config: DS2Config, name: str) -> Utterances:
+    utterances = select_utterances(read_manifests(manifests), config)
+    print(utterances.report(name))
+    if not len(utterances):
+        raise ValueError(f"no usable utterances in {name} manifests {[str(m) for m in manifests]}")
+    return utterances
+
+
+def fit(request: FitRequest) -> DS2Model:
+    strategy = choose_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if request.batch_size % replicas:
+        raise ValueError(f"batch size {request.batch_size} must be a multiple of the {replicas} replicas")
+    request.output_dir.mkdir(parents=True, exist_ok=True)
+    with strategy.scope():
+        # The data split needs the config, which a resumed model file supplies.
+        probe_config = request.config
+        if request.model_file or ((request.output_dir / MODEL_FILENAME).exists() and not request.fresh):
+            probe_config = load_model_file(request.model_file or request.output_dir, compile=False).ds2_config
+        _configure_precision(probe_config)
+        train = load_split(request.train_manifests, probe_config, "train")
+        steps = batches_per_epoch(train, request.batch_size)
+        model = _restore_or_build(request, steps)
+    config = model.ds2_config
+    if is_chief():
+        config.save(request.output_dir / "config.json")
+    val = load_split(request.val_manifests, config, "val") if request.val_manifests else None
+    epoch, step = model.progress["epoch"], model.progress["step"]
+    if epoch >= request.epochs:
+        print(f"model already trained for {epoch} epochs (asked for {request.epochs}); nothing to do")
+        return model
+    # A partial epoch first (if resuming mid-epoch), then whole epochs: Keras needs a fixed
+    # steps_per_epoch per fit call.
+    segments = [(epoch, epoch + 1, step), (epoch + 1, request.epochs, 0)] if step else [(epoch, request.epochs, 0)]
+    for first, last, skip in segments:
+        if first >= last:
+            continue
+        dataset = training_dataset(train, config, request.batch_size, range(first, last), skip_batches=skip,
+                               cache=request.cache)
+        callbacks = [
+            ValidationCallback(val, request.batch_size) if val is not None else None,
+            Checkpointer(request.output_dir, request.save_every_steps, step_offset=skip),
+            keras.callbacks.TensorBoard(log_dir=str(request.output_dir / "logs")) if is_chief() else None,
+        ]
+        model.fit(
+            dataset,
+            epochs=last,
+            initial_epoch=first,
+            steps_per_epoch=steps - skip,
+            callbacks=[c for c in callbacks if c is not None],
+            verbose=request.verbose,
+            shuffle=False,  # batches are planned (SortaGrad, buckets) in data.plan_epoch
+        )
+        if model.stop_training:
+            break
+    print(f"model saved to {request.output_dir / MODEL_FILENAME}")
+    return model
