@@ -67,6 +67,8 @@ def normalize_text(text: str) -> str:
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
     for symbol, spoken in _SPOKEN_SYMBOLS.items():
         text = text.replace(symbol, spoken)
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # 1,000 -> 1000
+    text = re.sub(r"(\d)\.(\d)", r"\1 point \2", text)  # 3.5 -> 3 point 5
     text = _NUMBER.sub(lambda m: f" {number_to_words(int(m.group()))} ", text)
     text = _SEPARATORS.sub(" ", text)
     # Quotes used as quotation marks ('like this') are not part of a word.

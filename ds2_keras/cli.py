@@ -94,3 +94,111 @@ def clear_errors() -> Iterator[None]:
         yield
     except (ManifestError, ModelFileError, AudioError, ValueError) as error:
         raise click.ClickException(str(error)) from None
+
+
+decoder_options = [
+    click.option("--decoder", type=click.Choice(["greedy", "beam"]), default="greedy", show_default=True),
+    click.option("--lm", "lm_path", type=click.Path(path_type=Path), help="ARPA (.arpa, .arpa.gz) or KenLM binary LM."),
+    click.option("--vocabulary", "vocabulary_path", type=click.Path(path_type=Path),
+                 help="Word list for a binary KenLM (an ARPA lists its own words)."),
+    click.option("--beam-width", type=int, default=64, show_default=True),
+]
+
+
+def with_options(options):
+    def apply(function):
+        for option in reversed(options):
+            function = option(function)
+        return function
+    return apply
+
+
+@main.command()
+@manifest_option
+@model_file_option
+@click.option("--wer", "--use_wer", "use_wer", is_flag=True, help="Headline WER instead of CER.")
+@click.option("--inference-file", "--inference_file", "inference_file", type=click.Path(path_type=Path),
+              help="Write predictions beside ground truth: pickle (as neon), or .json / .csv.")
+@click.option("--pooling", type=click.Choice(["pooled", "mean"]), default="pooled", show_default=True,
+              help="pooled: total edits / total reference length (standard); mean: per-utterance average (neon).")
+@click.option("-z", "--batch-size", "--batch_size", "batch_size", type=int, default=16, show_default=True)
+@with_options(decoder_options)
+@click.option("--alpha", type=float, default=0.5, show_default=True, help="LM weight.")
+@click.option("--beta", type=float, default=1.0, show_default=True, help="Word insertion bonus.")
+@click.option("--worst", type=int, default=5, show_default=True, help="How many worst utterances to show.")
+@click.option("--plots", "plots_dir", type=click.Path(path_type=Path), help="Save PNG plots of the errors here.")
+def evaluate(manifests, model_file, use_wer, inference_file, pooling, batch_size, decoder, lm_path, vocabulary_path,
+             beam_width, alpha, beta, worst, plots_dir):
+    """Decode manifests with a model; print CER (or WER) and a short report."""
+    from .evaluate import DecoderChoice, evaluate as run_evaluate, save_inference_file
+
+    if model_file is None:
+        raise click.UsageError("evaluate needs --model-file")
+    paths = [path for group in parse_manifests(manifests).values() for path in group]
+    choice = DecoderChoice(decoder, lm_path, alpha, beta, beam_width, vocabulary_path)
+    with clear_errors():
+        result = run_evaluate(model_file, paths, batch_size, choice, pooling)
+    click.echo(result.report(worst))
+    if inference_file:
+        click.echo(f"inference file: {save_inference_file(result, inference_file, use_wer)}")
+    if plots_dir:
+        from .plots import save_evaluation_plots
+
+        for path in save_evaluation_plots(result, plots_dir):
+            click.echo(f"plot: {path}")
+    headline = result.word_errors if use_wer else result.character_errors
+    click.echo(f"{headline.name}: {headline.rate:.2%}")
+
+
+@main.group()
+def lm():
+    """Build an n-gram language model, and tune its weights on a validation set."""
+
+
+@lm.command("build")
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--text", "text_files", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Plain text, one sentence per line (normalized like transcripts).")
+@click.option("--manifest", "manifest_files", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Use a manifest's transcripts.")
+@click.option("--order", type=int, default=3, show_default=True)
+def lm_build(output, text_files, manifest_files, order):
+    """Write an ARPA n-gram LM (modified Kneser-Ney) from text files and/or manifests."""
+    from .lm import build_arpa, manifest_corpus, read_text_corpus
+
+    if not text_files and not manifest_files:
+        raise click.UsageError("give --text and/or --manifest")
+    with clear_errors():
+        sentences = manifest_corpus(list(manifest_files)) if manifest_files else []
+        for path in text_files:
+            lines, unmappable = read_text_corpus(path)
+            sentences += lines
+            if unmappable:
+                click.echo(f"{path}: skipped {unmappable} lines with characters outside the alphabet")
+        build_arpa(sentences, output, order)
+    click.echo(f"wrote {order}-gram LM from {len(sentences)} sentences to {output}")
+
+
+@lm.command("tune")
+@manifest_option
+@model_file_option
+@click.option("--lm", "lm_path", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--vocabulary", "vocabulary_path", type=click.Path(path_type=Path))
+@click.option("--alphas", default="0.25,0.5,0.75,1.0,1.5", show_default=True)
+@click.option("--betas", default="0,0.5,1,2,3", show_default=True)
+@click.option("--beam-width", type=int, default=64, show_default=True)
+@click.option("-z", "--batch-size", "batch_size", type=int, default=16, show_default=True)
+def lm_tune(manifests, model_file, lm_path, vocabulary_path, alphas, betas, beam_width, batch_size):
+    """Grid-search alpha (LM weight) and beta (word bonus) for the lowest WER on a val manifest."""
+    from .evaluate import infer_manifests
+    from .lm import grid_search
+
+    if model_file is None:
+        raise click.UsageError("lm tune needs --model-file")
+    paths = [path for group in parse_manifests(manifests).values() for path in group]
+    with clear_errors():
+        utterances, inference = infer_manifests(model_file, paths, batch_size)
+        references = utterances.rows["text"].to_numpy()[inference.indices].tolist()
+        grid_search(inference.logits, [len(l) for l in inference.logits], references, lm_path,
+                    [float(a) for a in alphas.split(",")], [float(b) for b in betas.split(",")], beam_width,
+                    vocabulary_path=vocabulary_path)

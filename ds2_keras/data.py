@@ -80,6 +80,11 @@ def select_utterances(rows: pd.DataFrame, config: DS2Config, max_duration: float
     )
 
 
+def evaluation_utterances(rows: pd.DataFrame) -> Utterances:
+    """Every row, none dropped: an evaluation must score long and hard utterances too."""
+    return Utterances(rows=rows.reset_index(drop=True), labels=[encode(text) for text in rows["text"]])
+
+
 def plan_epoch(durations: np.ndarray, batch_size: int, epoch: int, config: DS2Config) -> np.ndarray:
     """[batches, batch_size] utterance indices for one epoch; every batch full, every row used.
 

@@ -76,7 +76,8 @@ def _from_path_pairs(path: Path, pairs: list[list[str]]) -> pd.DataFrame:
     for number, pair in enumerate(pairs, start=1):
         if len(pair) != 2:
             raise ManifestError(f"{path}: row {number}: expected 2 columns (audio, transcript), got {len(pair)}")
-        audio, transcript = (str(Path(p.strip()).absolute()) for p in pair)
+        # Relative seed paths are relative to the manifest, as aeon resolved them.
+        audio, transcript = (str((path.parent / p.strip()).absolute()) for p in pair)
         try:
             text = normalize_text(Path(transcript).read_text(encoding="utf-8"))
             duration = audio_info(audio).duration

@@ -26,6 +26,6 @@ class ValidationCallback(keras.callbacks.Callback):
         if logs is not None:
             logs["val_loss"] = result.mean_loss
             logs["val_cer"] = error.rate
-        print(f"\nepoch {epoch + 1}: val_loss {result.mean_loss:.3f}  val {error.description} = {error.rate:.2%}")
+        print(f"\nepoch {epoch + 1}: val_loss {result.mean_loss:.3f}  val {error}")
         if references:  # the longest utterance shows the most of what the model does
             print(f"  ref: {references[-1]}\n  hyp: {predictions[-1]}")

@@ -1,0 +1,46 @@
+# Two commands do everything on a fresh machine:
+#   make demo   set up, then synthesize a corpus, ingest, train, evaluate, export, transcribe
+#   make test   set up, then run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO ?= demo
+DEMO_UTTERANCES ?= 1500
+DEMO_EPOCHS ?= 12
+DEMO_PRESET ?= small
+DEMO_BATCH ?= 16
+
+.PHONY: setup demo test clean-demo
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg setup.py pyproject.toml scripts/install-system-deps.sh
+	bash scripts/install-system-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+test: setup
+	$(BIN)/pytest -q
+
+demo: setup
+	@start=$$(date +%s); set -e; export PATH="$(abspath $(BIN)):$$PATH"; \
+	echo "== 1/5 synthesize and ingest the default corpus ($(DEMO_UTTERANCES) utterances)"; \
+	ds2 ingest synth $(DEMO)/corpus -n $(DEMO_UTTERANCES) --seed 0; \
+	echo "== 2/5 train ($(DEMO_PRESET) preset, $(DEMO_EPOCHS) epochs)"; \
+	ds2 fit --manifest train:$(DEMO)/corpus/train.csv --manifest val:$(DEMO)/corpus/val.csv \
+	  -e $(DEMO_EPOCHS) -z $(DEMO_BATCH) -s $(DEMO)/model --preset $(DEMO_PRESET) --cache; \
+	echo "== 3/5 evaluate on voices never heard in training"; \
+	ds2 evaluate --manifest test:$(DEMO)/corpus/test.csv --model-file $(DEMO)/model/model.keras --wer \
+	  --inference-file $(DEMO)/test-predictions.csv --plots $(DEMO)/plots; \
+	echo "== 4/5 export a SavedModel for TF Serving"; \
+	ds2 export --model-file $(DEMO)/model/model.keras $(DEMO)/serving; \
+	echo "== 5/5 transcribe a test utterance"; \
+	ds2 transcribe --model-file $(DEMO)/model/model.keras $$(sed -n 2p $(DEMO)/corpus/test.csv | cut -d, -f1); \
+	echo; echo "artefacts in $(DEMO)/: corpus/ (audio, manifests), model/ (model.keras, config.json,"; \
+	echo "  history.json, TensorBoard logs/), test-predictions.csv, plots/, serving/ (SavedModel)"; \
+	echo "demo took $$(( $$(date +%s) - start )) s"
+
+clean-demo:
+	rm -rf $(DEMO)

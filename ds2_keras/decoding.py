@@ -1,0 +1,187 @@
+"""Turn per-frame character scores [B, T, 29] into transcripts.
+
+Greedy decoding is the neon seed's: argmax per frame, collapse repeats, drop blanks. It exists
+twice, in numpy for evaluation and in TF ops for the exported SavedModel, and tests keep the two
+identical. Beam search runs on flashlight-text's C++ CTC decoders (with KenLM built in), so a
+word n-gram LM (ARPA, gzipped ARPA or KenLM binary) can rescore hypotheses.
+"""
+from __future__ import annotations
+
+import copy
+import gzip
+import itertools
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from flashlight.lib.text import decoder as fl
+from flashlight.lib.text.decoder.kenlm import KenLM
+from flashlight.lib.text.dictionary import Dictionary
+from scipy.special import log_softmax
+
+from .alphabet import BLANK_INDEX, CHARACTERS, SYMBOLS, decode
+
+SPACE_INDEX = SYMBOLS.index(" ")
+_UNKNOWN = "<unk>"  # the word KenLM maps every out-of-vocabulary word to
+_KENLM_BINARY_MAGIC = b"mmap lm "
+_SPELLABLE = set(CHARACTERS) - {" "}
+# Scores for the frame appended after the last one: certainly a space, so the final word ends.
+_CLOSING_FRAME_SCORES = np.where(np.arange(len(SYMBOLS)) == SPACE_INDEX, 0.0, -1e4).astype(np.float32)
+
+
+def _valid_frames(log_probs: np.ndarray, lengths: Sequence[int] | None) -> np.ndarray:
+    """[B] frame counts, all T when lengths is None; rejects lengths the batch cannot hold."""
+    batch, frames = log_probs.shape[:2]
+    if lengths is None:
+        return np.full(batch, frames)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if lengths.shape != (batch,) or (lengths < 0).any() or (lengths > frames).any():
+        raise ValueError(f"lengths must be {batch} frame counts within 0..{frames}, got {lengths.tolist()}")
+    return lengths
+
+
+def greedy_decode(logits: np.ndarray, lengths: Sequence[int] | None = None) -> list[str]:
+    """Best path per utterance of a [B, T, 29] batch; frames at or past lengths[b] are ignored."""
+    logits = np.asarray(logits)
+    lengths = _valid_frames(logits, lengths)
+    best = logits.argmax(axis=-1)
+    previous = np.pad(best[:, :-1], ((0, 0), (1, 0)), constant_values=-1)
+    inside = np.arange(best.shape[1])[None, :] < lengths[:, None]
+    keep = (best != previous) & (best != BLANK_INDEX) & inside
+    return [decode(row[mask]) for row, mask in zip(best, keep)]
+
+
+def greedy_decode_tf(logits, lengths):
+    """greedy_decode as TF ops ([B, T, 29] float, [B] int -> [B] tf.string), for graphs and exports.
+
+    Written with argmax rather than tf.nn.ctc_greedy_decoder so that ties break exactly as in
+    numpy (lowest index wins). TensorFlow is imported here, not at module level, so numpy-only
+    users (LM building, reports) do not pay for importing it.
+    """
+    import tensorflow as tf
+
+    best = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    previous = tf.pad(best[:, :-1], [[0, 0], [1, 0]], constant_values=-1)
+    inside = tf.sequence_mask(lengths, maxlen=tf.shape(best)[1])
+    keep = tf.not_equal(best, previous) & tf.not_equal(best, BLANK_INDEX) & inside
+    characters = tf.gather(tf.constant(list(SYMBOLS)), tf.ragged.boolean_mask(best, keep))
+    return tf.strings.reduce_join(characters, axis=-1)
+
+
+def read_lm_vocabulary(lm_path: Path, vocabulary_path: Path | None = None) -> list[str]:
+    """The words a beam search may output: a vocabulary file's first column, else the ARPA unigrams.
+
+    KenLM binaries do not expose their words, so they need `vocabulary_path` (LibriSpeech ships
+    librispeech-vocab.txt and librispeech-lexicon.txt; either works).
+    """
+    if vocabulary_path is not None:
+        lines = Path(vocabulary_path).read_text(encoding="utf-8", errors="replace").splitlines()
+        return [line.split()[0] for line in lines if line.strip()]
+    with open(lm_path, "rb") as handle:
+        head = handle.read(len(_KENLM_BINARY_MAGIC))
+    if head == _KENLM_BINARY_MAGIC:
+        raise ValueError(f"{lm_path}: a KenLM binary does not list its words; pass a vocabulary file too")
+    opener = gzip.open if head[:2] == b"\x1f\x8b" else open
+    words, inside = [], False
+    with opener(lm_path, "rt", encoding="utf-8", errors="replace") as arpa:
+        for line in arpa:
+            line = line.strip()
+            if line == "\\1-grams:":
+                inside = True
+            elif inside and (not line or line.startswith("\\")):
+                return words
+            elif inside:
+                words.append(line.split()[1])
+    raise ValueError(f"{lm_path}: not an ARPA file (no complete \\1-grams: section)")
+
+
+class BeamSearchDecoder:
+    """CTC beam search, optionally with a word n-gram LM: score = log p_ctc + alpha ln p_lm + beta words.
+
+    alpha weighs the LM's natural-log probability (KenLM's log10 is converted) and beta is a
+    bonus per word, as in the Deep Speech 2 paper. With an LM, outputs are restricted to the LM
+    vocabulary (flashlight's lexicon decoder; words needing characters outside the alphabet are
+    dropped, upper-case LM words are matched lower-case). Without one it is a plain prefix beam
+    search over characters, and alpha and beta are unused.
+    """
+
+    def __init__(self, lm_path: str | Path | None = None, alpha: float = 0.5, beta: float = 1.0,
+                 beam_width: int = 64, *, vocabulary_path: str | Path | None = None,
+                 beam_threshold: float = 25.0, token_beam_width: int = len(SYMBOLS)):
+        self.lm_path = None if lm_path is None else Path(lm_path)
+        self.alpha, self.beta = alpha, beta
+        self.beam_width, self.beam_threshold, self.token_beam_width = beam_width, beam_threshold, token_beam_width
+        if self.lm_path is None:
+            self._lm, self._trie, self._words = None, None, []
+        else:
+            self._load_lm(Path(vocabulary_path) if vocabulary_path else None)
+
+    def _load_lm(self, vocabulary_path: Path | None) -> None:
+        if not self.lm_path.is_file():
+            raise FileNotFoundError(f"{self.lm_path}: language model not found")
+        words = [w for w in dict.fromkeys(read_lm_vocabulary(self.lm_path, vocabulary_path))
+                 if set(w.lower()) <= _SPELLABLE]
+        if not words:
+            raise ValueError(f"{self.lm_path}: no LM word can be spelled with the alphabet {CHARACTERS!r}")
+        self._words = [word.lower() for word in words] + [_UNKNOWN]
+        try:
+            self._lm = KenLM(str(self.lm_path), Dictionary(words + [_UNKNOWN]))
+        except RuntimeError as error:
+            raise ValueError(f"{self.lm_path}: KenLM cannot load it ({error})") from None
+        # Every spelling ends in a space, so a word counts only once the model has said it whole.
+        self._trie = fl.Trie(len(SYMBOLS), SPACE_INDEX)
+        start = self._lm.start(False)
+        for index, word in enumerate(self._words[:-1]):
+            spelling = [SYMBOLS.index(ch) for ch in word] + [SPACE_INDEX]
+            self._trie.insert(spelling, index, self._lm.score(start, index)[1])
+        self._trie.smear(fl.SmearingMode.MAX)
+
+    def with_weights(self, alpha: float, beta: float) -> BeamSearchDecoder:
+        """A decoder sharing this one's loaded LM, with other weights (for grid search)."""
+        other = copy.copy(self)
+        other.alpha, other.beta = alpha, beta
+        return other
+
+    @property
+    def description(self) -> str:
+        if self.lm_path is None:
+            return f"beam search (width {self.beam_width}, no LM)"
+        return (f"beam search (width {self.beam_width}, LM {self.lm_path.name}, "
+                f"alpha {self.alpha:g}, beta {self.beta:g})")
+
+    def _decoder(self):
+        if self._lm is None:
+            options = fl.LexiconFreeDecoderOptions(
+                self.beam_width, self.token_beam_width, self.beam_threshold, 0.0, 0.0, True,
+                fl.CriterionType.CTC)
+            return fl.LexiconFreeDecoder(options, fl.ZeroLM(), SPACE_INDEX, BLANK_INDEX, [])
+        options = fl.LexiconDecoderOptions(
+            self.beam_width, self.token_beam_width, self.beam_threshold, self.alpha * math.log(10),
+            self.beta, -math.inf, 0.0, True, fl.CriterionType.CTC)
+        unknown = len(self._words) - 1
+        return fl.LexiconDecoder(options, self._trie, self._lm, SPACE_INDEX, BLANK_INDEX, unknown, [], False)
+
+    def decode_utterance(self, log_probs: np.ndarray) -> str:
+        """Best transcript of one utterance's [T, 29] scores (logits or log-probabilities)."""
+        return self._decode_with(self._decoder(), log_probs)
+
+    def _decode_with(self, decoder, log_probs: np.ndarray) -> str:
+        emissions = log_softmax(np.asarray(log_probs, dtype=np.float32), axis=-1)
+        if self._lm is not None:
+            emissions = np.vstack([emissions, _CLOSING_FRAME_SCORES])
+        emissions = np.ascontiguousarray(emissions, dtype=np.float32)
+        results = decoder.decode(emissions.ctypes.data, *emissions.shape)
+        if not results:
+            return ""
+        if self._lm is not None:
+            return " ".join(self._words[i] for i in results[0].words if i >= 0)
+        tokens = [t for t, _ in itertools.groupby(results[0].tokens) if t != BLANK_INDEX]
+        return " ".join(decode(tokens).split())
+
+    def decode(self, log_probs: np.ndarray, lengths: Sequence[int] | None = None) -> list[str]:
+        """Transcripts of a [B, T, 29] batch; frames at or past lengths[b] are ignored."""
+        log_probs = np.asarray(log_probs)
+        decoder = self._decoder()
+        return [self._decode_with(decoder, utterance[:length])
+                for utterance, length in zip(log_probs, _valid_frames(log_probs, lengths))]

@@ -1,0 +1,104 @@
+"""`ds2 evaluate`: decode a manifest with a trained model and measure CER/WER honestly.
+
+Rates are pooled over the corpus (total edits / total reference length) unless the neon
+seed's per-utterance mean is asked for; unreadable audio is skipped, counted and named.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .checkpoints import load_model_file
+from .data import evaluation_utterances
+from .decoding import BeamSearchDecoder, greedy_decode
+from .inference import Inference, run_inference
+from .inference_file import inference_table, write_inference
+from .manifest import read_manifests
+from .metrics import ErrorRate, cer, wer
+from .report import format_report
+
+
+@dataclass
+class DecoderChoice:
+    """Greedy (the seed's decoder) or beam search with an optional n-gram LM."""
+
+    kind: str = "greedy"
+    lm_path: Path | None = None
+    alpha: float = 0.5
+    beta: float = 1.0
+    beam_width: int = 64
+    vocabulary_path: Path | None = None
+
+    def build(self) -> BeamSearchDecoder | None:
+        if self.kind == "greedy":
+            if self.lm_path:
+                raise ValueError("--lm needs --decoder beam")
+            return None
+        return BeamSearchDecoder(self.lm_path, self.alpha, self.beta, self.beam_width,
+                                 vocabulary_path=self.vocabulary_path)
+
+
+def decode_all(inference: Inference, decoder: BeamSearchDecoder | None) -> list[str]:
+    if decoder is None:
+        return greedy_decode(inference.logits)
+    with click.progressbar(inference.logits, label=decoder.description, file=click.get_text_stream("stderr")) as bar:
+        return [decoder.decode_utterance(log_probs) for log_probs in bar]
+
+
+@dataclass
+class Evaluation:
+    references: list[str]
+    predictions: list[str]
+    audio_paths: list[str]
+    durations: np.ndarray
+    character_errors: ErrorRate
+    word_errors: ErrorRate
+    decoder: str
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def hours(self) -> float:
+        return float(self.durations.sum()) / 3600
+
+    def report(self, worst: int = 5) -> str:
+        text = format_report(self.character_errors, self.word_errors, self.references, self.predictions,
+                             decoder=self.decoder, hours=self.hours, worst=worst)
+        if self.failures:
+            text += f"\nskipped {len(self.failures)} utterances:" + "".join(
+                f"\n  {path}: {cause}" for path, cause in self.failures.items())
+        return text
+
+
+def infer_manifests(model_file: Path, manifests: list[Path], batch_size: int):
+    """Load the model and run it over the manifests: (utterances, inference)."""
+    model = load_model_file(model_file, compile=False)
+    utterances = evaluation_utterances(read_manifests(manifests))
+    return utterances, run_inference(model, utterances, batch_size)
+
+
+def evaluate(model_file: Path, manifests: list[Path], batch_size: int, decoder: DecoderChoice,
+             pooling: str = "pooled") -> Evaluation:
+    beam = decoder.build()  # fail on a bad LM before the slow part
+    utterances, inference = infer_manifests(model_file, manifests, batch_size)
+    if not len(inference.indices):
+        raise ValueError(f"no utterance of {[str(m) for m in manifests]} could be decoded")
+    rows = utterances.rows.iloc[inference.indices]
+    references = rows["text"].tolist()
+    predictions = decode_all(inference, beam)
+    return Evaluation(
+        references=references, predictions=predictions, audio_paths=rows["audio_path"].tolist(),
+        durations=rows["duration"].to_numpy(dtype=np.float64),
+        character_errors=cer(references, predictions, pooling), word_errors=wer(references, predictions, pooling),
+        decoder=beam.description if beam else "greedy (argmax, collapse repeats, drop blanks)",
+        failures=inference.failures,
+    )
+
+
+def save_inference_file(evaluation: Evaluation, path: Path, use_wer: bool) -> Path:
+    table = inference_table(evaluation.references, evaluation.predictions, evaluation.audio_paths,
+                            evaluation.durations)
+    headline = evaluation.word_errors if use_wer else evaluation.character_errors
+    return write_inference(path, table, headline.rate)

@@ -1,0 +1,87 @@
+"""Every utterance's prediction beside its reference, saved for later inspection.
+
+The default is the neon seed's pickle, `(list(zip(predictions, references)), error_rate)`, so
+its analysis scripts keep working. A name ending in .json or .csv gives a table instead, with
+columns audio_path, duration, reference, prediction, cer, wer (per-utterance rates); the JSON
+also keeps the error rate. Only read pickles you wrote: unpickling runs code.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .fileio import atomic_path
+from .metrics import cer, wer
+
+COLUMNS = ["audio_path", "duration", "reference", "prediction", "cer", "wer"]
+
+
+class InferenceFileError(Exception):
+    """An inference file could not be read; the message names the file and the cause."""
+
+
+def inference_table(references: Sequence[str], predictions: Sequence[str],
+                    audio_paths: Sequence[str] | None = None,
+                    durations: Sequence[float] | None = None) -> pd.DataFrame:
+    """One row per utterance with its per-utterance CER and WER; unknown paths or durations stay empty."""
+    count = len(references)
+    return pd.DataFrame({
+        "audio_path": list(audio_paths) if audio_paths is not None else [None] * count,
+        "duration": list(durations) if durations is not None else [np.nan] * count,
+        "reference": list(references),
+        "prediction": list(predictions),
+        "cer": cer(references, predictions).utterance_rates,
+        "wer": wer(references, predictions).utterance_rates,
+    }, columns=COLUMNS)
+
+
+def write_inference(path: str | Path, table: pd.DataFrame, error_rate: float) -> Path:
+    """Write `table` (see inference_table) atomically, in the format the file name asks for."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    with atomic_path(path) as temporary:
+        if suffix == ".csv":
+            table[COLUMNS].to_csv(temporary, index=False)
+        elif suffix == ".json":
+            records = json.loads(table[COLUMNS].to_json(orient="records", double_precision=15))
+            temporary.write_text(json.dumps({"error_rate": error_rate, "utterances": records}, indent=1),
+                                 encoding="utf-8")
+        else:
+            pairs = list(zip(table["prediction"].tolist(), table["reference"].tolist()))
+            with open(temporary, "wb") as handle:
+                pickle.dump((pairs, error_rate), handle)
+    return path
+
+
+def read_inference(path: str | Path) -> tuple[pd.DataFrame, float | None]:
+    """The table and error rate of any of the three formats (a CSV carries no error rate).
+
+    A seed pickle holds only the text pairs: its table has the per-utterance rates recomputed
+    and no audio paths or durations.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            table = pd.read_csv(path, dtype={"audio_path": object, "reference": str, "prediction": str},
+                                keep_default_na=False, na_values={"duration": [""], "audio_path": [""]})
+            error_rate = None
+        elif suffix == ".json":
+            content = json.loads(path.read_text(encoding="utf-8"))
+            table = pd.DataFrame(content["utterances"], columns=COLUMNS)
+            error_rate = content["error_rate"]
+        else:
+            with open(path, "rb") as handle:
+                pairs, error_rate = pickle.load(handle)
+            table = inference_table([r for _, r in pairs], [p for p, _ in pairs])
+    except (OSError, ValueError, KeyError, TypeError, pickle.UnpicklingError, EOFError) as error:
+        raise InferenceFileError(f"{path}: not a readable inference file ({error})") from None
+    missing = set(COLUMNS) - set(table.columns)
+    if missing:
+        raise InferenceFileError(f"{path}: missing columns {sorted(missing)}")
+    return table[COLUMNS], error_rate

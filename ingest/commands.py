@@ -1,0 +1,72 @@
+"""`ds2 ingest <corpus> SRC_DIR TRANSCRIPTS_DIR MANIFEST`: the seed's three arguments per corpus.
+
+Progress goes to stderr, the summary to stdout; an IngestError is shown as one line by click.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from .common import IngestSummary
+from .commonvoice import ingest_commonvoice
+from .folder import ingest_folder
+from .librispeech import ingest_librispeech
+from .ljspeech import ingest_ljspeech
+from .synth import synth
+
+_PATH = click.Path(path_type=Path)
+
+
+def corpus_arguments(command: Callable) -> Callable:
+    """The seed's three arguments, which every corpus subcommand takes, and --progress."""
+    for decorator in reversed((
+        click.argument("src_dir", type=_PATH),
+        click.argument("transcripts_dir", type=_PATH),
+        click.argument("manifest", type=_PATH),
+        click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr."),
+    )):
+        command = decorator(command)
+    return command
+
+
+def echo_summary(summary: IngestSummary) -> None:
+    click.echo(summary.format())
+
+
+@click.group("ingest")
+def ingest() -> None:
+    """Turn a corpus into one transcript file per utterance and a manifest CSV."""
+
+
+@ingest.command()
+@corpus_arguments
+def librispeech(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool) -> None:
+    """LibriSpeech: one split directory, the LibriSpeech/ directory of splits, or its parent."""
+    echo_summary(ingest_librispeech(src_dir, transcripts_dir, manifest, progress))
+
+
+@ingest.command()
+@corpus_arguments
+def ljspeech(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool) -> None:
+    """LJSpeech: the LJSpeech-1.1 directory (metadata.csv and wavs/)."""
+    echo_summary(ingest_ljspeech(src_dir, transcripts_dir, manifest, progress))
+
+
+@ingest.command()
+@corpus_arguments
+@click.option("--split", default="train", show_default=True, help="Which <split>.tsv to ingest.")
+def commonvoice(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, split: str) -> None:
+    """Common Voice: a language directory holding <split>.tsv and clips/."""
+    echo_summary(ingest_commonvoice(src_dir, transcripts_dir, manifest, split, progress))
+
+
+@ingest.command()
+@corpus_arguments
+def folder(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool) -> None:
+    """Any tree of .wav/.flac/.mp3/.ogg files, each with a same-named .txt transcript."""
+    echo_summary(ingest_folder(src_dir, transcripts_dir, manifest, progress))
+
+
+ingest.add_command(synth)

@@ -1,0 +1,212 @@
+"""What every corpus recipe shares: validation, transcript files, the manifest and the summary.
+
+A recipe only enumerates its corpus as `Utterance` items (or `Skip`s for problems only it can
+see, such as a malformed metadata line). `ingest_corpus` does the rest, so every corpus is
+checked the same way and every rejected item is counted by cause instead of lost silently.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import click
+import pandas as pd
+
+from ds2_keras.alphabet import UnmappableTextError, normalize_text
+from ds2_keras.audio import SAMPLE_RATE, AudioError, AudioInfo, audio_info
+from ds2_keras.manifest import COLUMNS, write_manifest
+
+# Skip causes; the summary groups skipped items under these names.
+MISSING_AUDIO = "missing audio"
+UNREADABLE_AUDIO = "unreadable audio"
+EMPTY_AUDIO = "empty audio"
+NO_TRANSCRIPT = "no transcript"
+EMPTY_TEXT = "empty text"
+UNMAPPABLE_TEXT = "characters outside the alphabet"
+WRONG_SAMPLE_RATE = "wrong sample rate"
+NOT_MONO = "not mono"
+DUPLICATE_ID = "duplicate utterance id"
+MALFORMED_ENTRY = "malformed transcript entry"
+UNREADABLE_TRANSCRIPT = "unreadable transcript"
+
+# AudioError.cause strings from ds2_keras.audio; anything else counts as unreadable.
+_AUDIO_CAUSES = {"file not found": MISSING_AUDIO, "audio holds no samples": EMPTY_AUDIO}
+
+
+class IngestError(click.ClickException):
+    """The corpus cannot be ingested at all; the CLI shows this as one line, no traceback."""
+
+    def __init__(self, path: str | Path, cause: str):
+        self.path = Path(path)
+        self.cause = cause
+        super().__init__(f"{path}: {cause}")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One item a recipe found; `text` is the raw transcript, None when the corpus has none."""
+
+    uid: str
+    audio_path: Path
+    text: str | None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An item left out of the manifest: why (a summary group), which file, and the details."""
+
+    cause: str
+    path: Path
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.detail}"
+
+
+@dataclass
+class IngestSummary:
+    """What an ingest produced and what it left out, so nothing is dropped without a word."""
+
+    manifest: Path
+    utterances: int
+    seconds: float
+    skips: list[Skip] = field(default_factory=list)
+
+    @property
+    def hours(self) -> float:
+        return self.seconds / 3600
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Skipped item counts by cause."""
+        return dict(Counter(skip.cause for skip in self.skips))
+
+    def format(self, listed_per_cause: int = 10) -> str:
+        """The report printed after an ingest; lists the first skipped files of each cause."""
+        lines = [
+            f"wrote {self.utterances} utterances, {self.hours:.2f} hours ({self.seconds / 60:.1f} minutes)"
+            f" to {self.manifest}",
+            f"skipped {len(self.skips)} items" + (":" if self.skips else ""),
+        ]
+        for cause, count in sorted(self.skipped.items(), key=lambda item: (-item[1], item[0])):
+            lines.append(f"  {cause}: {count}")
+            group = [skip for skip in self.skips if skip.cause == cause]
+            lines.extend(f"    {skip}" for skip in group[:listed_per_cause])
+            if count > listed_per_cause:
+                lines.append(f"    ... and {count - listed_per_cause} more")
+        return "\n".join(lines)
+
+
+# Given an audio header: None if the audio suits the corpus, else (cause, detail).
+AudioCheck = Callable[[AudioInfo], tuple[str, str] | None]
+
+
+def require_16k_mono(info: AudioInfo) -> tuple[str, str] | None:
+    """For corpora that promise 16 kHz mono (LibriSpeech), where anything else means damage."""
+    if info.sample_rate != SAMPLE_RATE:
+        return WRONG_SAMPLE_RATE, f"{info.sample_rate} Hz, expected {SAMPLE_RATE} Hz"
+    if info.channels != 1:
+        return NOT_MONO, f"{info.channels} channels, expected mono"
+    return None
+
+
+def ingest_corpus(
+    source_dir: Path,
+    enumerate_corpus: Callable[[Path], Iterable[Utterance | Skip]],
+    transcripts_dir: Path,
+    manifest_path: Path,
+    show_progress: bool = True,
+    check_audio: AudioCheck | None = None,
+) -> IngestSummary:
+    """Validate every enumerated utterance, write its transcript, then the manifest atomically.
+
+    The manifest is written only after the whole corpus went through, so an exception midway
+    leaves no manifest (or the previous one, untouched).
+    """
+    source_dir = Path(source_dir)
+    if not source_dir.is_dir():
+        raise IngestError(source_dir, "directory not found" if not source_dir.exists() else "not a directory")
+    items = list(enumerate_corpus(source_dir))
+    if not items:
+        raise IngestError(source_dir, "holds no utterances")
+    transcripts_dir = _absolute(transcripts_dir)
+    transcripts_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[tuple[str, str, str, float]] = []
+    skips: list[Skip] = []
+    written: set[str] = set()
+    with _progress(items, f"ingesting {source_dir}", show_progress) as bar:
+        for item in bar:
+            outcome = item if isinstance(item, Skip) else _validate(item, written, check_audio)
+            if isinstance(outcome, Skip):
+                skips.append(outcome)
+                continue
+            text, info = outcome
+            transcript = transcripts_dir / f"{item.uid}.txt"
+            transcript.write_text(text, encoding="utf-8")
+            written.add(item.uid)
+            rows.append((str(_absolute(item.audio_path)), str(transcript), text, info.duration))
+    if not rows:
+        counts = ", ".join(f"{count} {cause}" for cause, count in Counter(s.cause for s in skips).items())
+        raise IngestError(source_dir, f"no usable utterances (skipped: {counts})")
+    path = write_manifest(pd.DataFrame(rows, columns=COLUMNS), manifest_path)
+    return IngestSummary(manifest=path, utterances=len(rows), seconds=sum(r[3] for r in rows), skips=skips)
+
+
+def _validate(item: Utterance, written: set[str], check_audio: AudioCheck | None) -> Skip | tuple[str, AudioInfo]:
+    """The normalized text and audio header of a usable utterance, or why it is skipped."""
+    if item.uid in ("", ".", "..") or Path(item.uid).name != item.uid:
+        return Skip(MALFORMED_ENTRY, item.audio_path, f"utterance id {item.uid!r} cannot name a transcript file")
+    if item.uid in written:
+        return Skip(DUPLICATE_ID, item.audio_path, f"utterance id {item.uid!r} already ingested")
+    try:
+        info = audio_info(item.audio_path)
+    except AudioError as error:
+        return Skip(_AUDIO_CAUSES.get(error.cause, UNREADABLE_AUDIO), item.audio_path, error.cause)
+    problem = check_audio(info) if check_audio else None
+    if problem:
+        cause, detail = problem
+        return Skip(cause, item.audio_path, detail)
+    if item.text is None:
+        return Skip(NO_TRANSCRIPT, item.audio_path, f"no transcript for utterance {item.uid!r}")
+    try:
+        text = normalize_text(item.text)
+    except UnmappableTextError as error:
+        return Skip(UNMAPPABLE_TEXT, item.audio_path, f"utterance {item.uid!r}: {error}")
+    if not text:
+        return Skip(EMPTY_TEXT, item.audio_path, f"utterance {item.uid!r}: transcript is empty")
+    return text, info
+
+
+def read_lines(path: Path) -> list[str]:
+    """A UTF-8 text file's lines, split on newlines only (str.splitlines also splits on
+    Unicode separators that may sit inside a transcript)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise IngestError(path, f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise IngestError(path, f"cannot read ({error.strerror})") from None
+    return text.replace("\r\n", "\n").split("\n")
+
+
+def untranscribed(audio_paths: Iterable[Path], transcribed: set[str]) -> Iterator[Utterance]:
+    """Audio files whose stem no transcript names, so that they are counted, not ignored."""
+    for path in sorted(audio_paths):
+        if path.stem not in transcribed:
+            yield Utterance(path.stem, path, None)
+
+
+def _progress(items: list, label: str, show: bool):
+    if not show:
+        return contextlib.nullcontext(items)
+    return click.progressbar(items, label=label, file=sys.stderr)
+
+
+def _absolute(path: str | Path) -> Path:
+    """Absolute and free of `..`, without resolving symlinks (keeps the user's own paths)."""
+    return Path(os.path.abspath(path))

@@ -1,0 +1,42 @@
+"""Mozilla Common Voice: a language directory with `<split>.tsv` (columns include `path` and
+`sentence`) and `clips/` of mp3. `clips/` holds every split, so clips no row names are not
+reported; any sample rate or channel count is accepted (resampled at load).
+"""
+from __future__ import annotations
+
+import csv
+from functools import partial
+from pathlib import Path
+from typing import Iterator
+
+from .common import (
+    MALFORMED_ENTRY, IngestError, IngestSummary, Skip, Utterance, ingest_corpus, read_lines,
+)
+
+
+def ingest_commonvoice(
+    source_dir: Path, transcripts_dir: Path, manifest_path: Path, split: str = "train", show_progress: bool = True
+) -> IngestSummary:
+    """Ingest one split (train, dev, test, validated, ...) of a Common Voice language directory."""
+    return ingest_corpus(
+        source_dir, partial(enumerate_commonvoice, split=split), transcripts_dir, manifest_path, show_progress
+    )
+
+
+def enumerate_commonvoice(source_dir: Path, split: str) -> Iterator[Utterance | Skip]:
+    table = source_dir / f"{split}.tsv"
+    if not table.is_file():
+        found = ", ".join(sorted(path.stem for path in source_dir.glob("*.tsv"))) or "none"
+        raise IngestError(source_dir, f"no {split}.tsv (splits found: {found})")
+    clips = source_dir / "clips"
+    if not clips.is_dir():
+        raise IngestError(source_dir, "no clips/ directory")
+    rows = csv.DictReader(read_lines(table), delimiter="\t", quoting=csv.QUOTE_NONE)
+    missing = {"path", "sentence"} - set(rows.fieldnames or ())
+    if missing:
+        raise IngestError(table, f"missing columns {sorted(missing)}")
+    for number, row in enumerate(rows, start=2):
+        if not row["path"]:
+            yield Skip(MALFORMED_ENTRY, table, f"line {number}: no clip path")
+            continue
+        yield Utterance(Path(row["path"]).stem, clips / row["path"], row["sentence"])

@@ -1,0 +1,44 @@
+"""Any directory tree of audio files (.wav, .flac, .mp3, .ogg), each with a same-named .txt
+transcript beside it. Utterance ids are the relative paths, `/` replaced by `__`, so files of
+the same name in different folders do not collide.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from .common import (
+    MISSING_AUDIO, UNREADABLE_TRANSCRIPT, IngestError, IngestSummary, Skip, Utterance, ingest_corpus, read_lines,
+)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+
+
+def ingest_folder(
+    source_dir: Path, transcripts_dir: Path, manifest_path: Path, show_progress: bool = True
+) -> IngestSummary:
+    """Ingest every audio file under `source_dir` that has a same-named .txt transcript."""
+    return ingest_corpus(source_dir, enumerate_folder, transcripts_dir, manifest_path, show_progress)
+
+
+def enumerate_folder(source_dir: Path) -> Iterator[Utterance | Skip]:
+    files = sorted(path for path in source_dir.rglob("*") if path.is_file())
+    audio = [path for path in files if path.suffix.lower() in AUDIO_SUFFIXES]
+    if not audio:
+        raise IngestError(source_dir, f"no audio files ({', '.join(AUDIO_SUFFIXES)})")
+    for path in audio:
+        uid = path.relative_to(source_dir).with_suffix("").as_posix().replace("/", "__")
+        transcript = path.with_suffix(".txt")
+        if not transcript.is_file():
+            yield Utterance(uid, path, None)
+            continue
+        try:
+            text = " ".join(read_lines(transcript))
+        except IngestError as error:
+            yield Skip(UNREADABLE_TRANSCRIPT, transcript, error.cause)
+            continue
+        yield Utterance(uid, path, text)
+    stems = {path.with_suffix("") for path in audio}
+    for path in files:
+        if path.suffix == ".txt" and path.with_suffix("") not in stems:
+            yield Skip(MISSING_AUDIO, path, "transcript with no audio file of the same name")

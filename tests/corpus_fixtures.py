@@ -1,0 +1,78 @@
+"""Tiny corpora in the real on-disk layouts, built in tmp_path, for the ingest and manifest tests.
+
+The audio is short tones written with soundfile, so durations are known exactly and the tests
+never depend on downloaded data.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+# LibriSpeech utterance id -> (raw transcript line text, seconds): two speakers, three chapters.
+LIBRISPEECH = {
+    "19-198-0000": ("NORTHANGER ABBEY", 0.8),
+    "19-198-0001": ("NO ONE WHO HAD EVER SEEN CATHERINE MORLAND IN HER INFANCY", 1.25),
+    "19-227-0000": ("SHE HAD A THIN AWKWARD FIGURE", 0.5),
+    "26-495-0000": ("IT'S THE MOTHER'S DUTY", 1.0),
+    "26-495-0001": ("HER FATHER WAS A CLERGYMAN", 0.75),
+}
+
+
+def write_tone(path: Path, seconds: float, sample_rate: int = 16000, channels: int = 1) -> float:
+    """Write a quiet 440 Hz tone (format from the extension); return its exact duration."""
+    frames = int(round(seconds * sample_rate))
+    signal = 0.3 * np.sin(2 * np.pi * 440 * np.arange(frames) / sample_rate)
+    if channels > 1:
+        signal = np.repeat(signal[:, None], channels, axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), signal, sample_rate)
+    return frames / sample_rate
+
+
+def write_garbage(path: Path) -> None:
+    """A file with an audio extension that no decoder can read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"this is not audio at all" * 10)
+
+
+def librispeech_audio(split_dir: Path, uid: str) -> Path:
+    speaker, chapter, _ = uid.split("-")
+    return split_dir / speaker / chapter / f"{uid}.flac"
+
+
+def librispeech_transcript(split_dir: Path, uid: str) -> Path:
+    speaker, chapter, _ = uid.split("-")
+    return split_dir / speaker / chapter / f"{speaker}-{chapter}.trans.txt"
+
+
+def make_librispeech(split_dir: Path, utterances: dict[str, tuple[str, float]] = LIBRISPEECH) -> dict[str, float]:
+    """One split directory; returns the exact duration of each utterance by id."""
+    durations = {}
+    for uid, (text, seconds) in utterances.items():
+        durations[uid] = write_tone(librispeech_audio(split_dir, uid), seconds)
+        add_librispeech_line(split_dir, uid, text)
+    return durations
+
+
+def add_librispeech_line(split_dir: Path, uid: str, text: str) -> None:
+    with librispeech_transcript(split_dir, uid).open("a", encoding="utf-8") as transcript:
+        transcript.write(f"{uid} {text}\n")
+
+
+def make_ljspeech(root: Path, rows: dict[str, tuple[str, str, float]]) -> dict[str, float]:
+    """metadata.csv `id|raw|normalized` and wavs/ at 22.05 kHz; rows: id -> (raw, normalized, seconds)."""
+    (root / "wavs").mkdir(parents=True, exist_ok=True)
+    lines = [f"{uid}|{raw}|{normalized}" for uid, (raw, normalized, _) in rows.items()]
+    (root / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {uid: write_tone(root / "wavs" / f"{uid}.wav", seconds, 22050) for uid, (_, _, seconds) in rows.items()}
+
+
+def make_commonvoice(root: Path, split: str, rows: dict[str, tuple[str, float]]) -> dict[str, float]:
+    """`<split>.tsv` with Common Voice's columns and clips/*.mp3 at 48 kHz; rows: clip -> (sentence, seconds)."""
+    header = "client_id\tpath\tsentence\tup_votes\tdown_votes\tage\tgender\taccent"
+    lines = [header] + [f"c0ffee\t{clip}\t{sentence}\t2\t0\t\t\t" for clip, (sentence, _) in rows.items()]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {clip: write_tone(root / "clips" / clip, seconds, 48000) for clip, (_, seconds) in rows.items()}

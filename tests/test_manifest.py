@@ -1,0 +1,111 @@
+"""The manifest contract: our CSV, manifests joined with `cat`, and the neon seed's formats."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from corpus_fixtures import write_tone
+from ds2_keras.manifest import COLUMNS, ManifestError, read_manifest, read_manifests, write_manifest
+
+
+def frame(*uids: str, base: Path = Path("/data")) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(str(base / f"{uid}.flac"), str(base / f"{uid}.txt"), f"it's utterance {uid}", 1.25 + i)
+         for i, uid in enumerate(uids)],
+        columns=COLUMNS,
+    )
+
+
+def seed_corpus(tmp_path: Path) -> list[tuple[Path, Path, float]]:
+    """Audio and raw transcript files as the neon seed's ingest left them: (audio, transcript, seconds)."""
+    files = []
+    for uid, text in (("a", "HELLO WORLD"), ("b", "It’s 2 o’clock.\n")):
+        audio = tmp_path / "seed" / f"{uid}.wav"
+        seconds = write_tone(audio, 0.5 + len(files) * 0.25)
+        transcript = audio.with_suffix(".txt")
+        transcript.write_text(text, encoding="utf-8")
+        files.append((audio, transcript, seconds))
+    return files
+
+
+def test_round_trip(tmp_path):
+    rows = frame("one", "two")
+    path = write_manifest(rows, tmp_path / "m.csv")
+    assert path == tmp_path / "m.csv"
+    assert path.read_text().splitlines()[0] == ",".join(COLUMNS)
+    pd.testing.assert_frame_equal(read_manifest(path), rows)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.csv"]  # no temporary file left behind
+
+
+def test_write_keeps_only_the_manifest_columns_and_refuses_missing_ones(tmp_path):
+    rows = frame("one").assign(speaker="19")
+    assert list(read_manifest(write_manifest(rows, tmp_path / "m.csv")).columns) == COLUMNS
+    with pytest.raises(ValueError, match="duration"):
+        write_manifest(rows.drop(columns="duration"), tmp_path / "bad.csv")
+    assert not (tmp_path / "bad.csv").exists()
+
+
+def test_manifests_joined_with_cat_load_as_one(tmp_path):
+    first = write_manifest(frame("one", "two"), tmp_path / "first.csv")
+    second = write_manifest(frame("three"), tmp_path / "second.csv")
+    joined = tmp_path / "joined.csv"
+    joined.write_text(first.read_text() + second.read_text())
+    rows = read_manifest(joined)
+    assert list(rows["audio_path"].map(lambda p: Path(p).stem)) == ["one", "two", "three"]
+    assert rows["duration"].dtype == float
+    pd.testing.assert_frame_equal(rows, read_manifests([first, second]))
+
+
+def test_neon_aeon_tsv(tmp_path):
+    files = seed_corpus(tmp_path)
+    manifest = tmp_path / "seed.tsv"
+    manifest.write_text("@FILE\tFILE\n" + "".join(f"{audio}\t{text}\n" for audio, text, _ in files))
+    rows = read_manifest(manifest)
+    assert list(rows.columns) == COLUMNS
+    assert list(rows["text"]) == ["hello world", "it's two o'clock"]
+    assert list(rows["audio_path"]) == [str(audio) for audio, _, _ in files]
+    assert list(rows["transcript_path"]) == [str(text) for _, text, _ in files]
+    assert rows["duration"].tolist() == pytest.approx([seconds for _, _, seconds in files])
+
+
+def test_neon_headerless_two_column_csv(tmp_path):
+    files = seed_corpus(tmp_path)
+    manifest = tmp_path / "seed.csv"
+    manifest.write_text("".join(f"{audio},{text}\n" for audio, text, _ in files))
+    rows = read_manifest(manifest)
+    assert list(rows["text"]) == ["hello world", "it's two o'clock"]
+    assert rows["duration"].tolist() == pytest.approx([seconds for _, _, seconds in files])
+
+
+def test_missing_and_empty_manifests(tmp_path):
+    with pytest.raises(ManifestError, match="absent.csv: manifest not found"):
+        read_manifest(tmp_path / "absent.csv")
+    (tmp_path / "empty.csv").write_text("\n\n")
+    with pytest.raises(ManifestError, match="empty.csv: manifest is empty"):
+        read_manifest(tmp_path / "empty.csv")
+
+
+def test_malformed_ds2_csv(tmp_path):
+    no_duration = tmp_path / "columns.csv"
+    no_duration.write_text("audio_path,transcript_path,text\n/a.flac,/a.txt,a\n")
+    with pytest.raises(ManifestError, match=r"columns.csv: missing columns \['duration'\]"):
+        read_manifest(no_duration)
+    bad_duration = tmp_path / "duration.csv"
+    bad_duration.write_text(",".join(COLUMNS) + "\n/a.flac,/a.txt,a,1.0\n/b.flac,/b.txt,b,long\n")
+    with pytest.raises(ManifestError, match="duration.csv: line 3: duration is not a number"):
+        read_manifest(bad_duration)
+
+
+def test_malformed_seed_manifests_name_the_row(tmp_path):
+    files = seed_corpus(tmp_path)
+    three_columns = tmp_path / "three.tsv"
+    three_columns.write_text(f"@FILE\tFILE\n{files[0][0]}\t{files[0][1]}\textra\n")
+    with pytest.raises(ManifestError, match="three.tsv: row 1: expected 2 columns"):
+        read_manifest(three_columns)
+    files[1][0].unlink()
+    missing_audio = tmp_path / "missing.csv"
+    missing_audio.write_text("".join(f"{audio},{text}\n" for audio, text, _ in files))
+    with pytest.raises(ManifestError, match=f"missing.csv: row 2: {files[1][0]}: file not found"):
+        read_manifest(missing_audio)
