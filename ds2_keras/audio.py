@@ -13,10 +13,12 @@ import numpy as np
 import soundfile
 from scipy.signal import resample_poly
 
+from .errors import DS2Error
+
 SAMPLE_RATE = 16000
 
 
-class AudioError(Exception):
+class AudioError(DS2Error):
     """An audio file could not be used; the message names the file and the cause."""
 
     def __init__(self, path: str | Path, cause: str):
@@ -60,6 +62,8 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RA
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode any container soundfile reads to mono float32 in [-1, 1] at `sample_rate`."""
+    if not Path(path).is_file():
+        raise AudioError(path, "file not found")
     try:
         samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError) as error:

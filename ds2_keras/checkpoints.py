@@ -13,13 +13,14 @@ from pathlib import Path
 import keras
 
 from .distribute import is_chief
+from .errors import DS2Error
 from .fileio import atomic_path, atomic_write_text
 from .model import DS2Model
 
 MODEL_FILENAME = "model.keras"
 
 
-class ModelFileError(Exception):
+class ModelFileError(DS2Error):
     """A model file is missing, truncated or not a ds2 model; the message names the file."""
 
 

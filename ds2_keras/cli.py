@@ -16,6 +16,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up cha
 
 from ingest.commands import ingest  # noqa: E402
 
+from .export import export_command  # noqa: E402
+from .transcribe import transcribe_command  # noqa: E402
+
 
 def parse_manifests(values: tuple[str, ...]) -> dict[str, list[Path]]:
     """`name:path` pairs (the neon seed's `--manifest train:A.csv`) grouped by name."""
@@ -35,6 +38,8 @@ def main() -> None:
 
 
 main.add_command(ingest)
+main.add_command(export_command, name="export")
+main.add_command(transcribe_command, name="transcribe")
 
 manifest_option = click.option(
     "--manifest", "manifests", multiple=True, required=True, metavar="NAME:PATH",
@@ -86,13 +91,11 @@ def fit(manifests, epochs, batch_size, save_path, model_file, preset, overrides,
 @contextlib.contextmanager
 def clear_errors() -> Iterator[None]:
     """Turn our own well-worded errors into one-line CLI errors instead of tracebacks."""
-    from .audio import AudioError
-    from .checkpoints import ModelFileError
-    from .manifest import ManifestError
+    from .errors import DS2Error
 
     try:
         yield
-    except (ManifestError, ModelFileError, AudioError, ValueError) as error:
+    except DS2Error as error:
         raise click.ClickException(str(error)) from None
 
 

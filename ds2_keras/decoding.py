@@ -52,6 +52,11 @@ def greedy_decode(logits: np.ndarray, lengths: Sequence[int] | None = None) -> l
     return [decode(row[mask]) for row, mask in zip(best, keep)]
 
 
+def greedy_decode_utterances(logits: Sequence[np.ndarray]) -> list[str]:
+    """greedy_decode for utterances of different lengths, one [T_i, 29] array each."""
+    return [greedy_decode(scores[None])[0] for scores in logits]
+
+
 def greedy_decode_tf(logits, lengths):
     """greedy_decode as TF ops ([B, T, 29] float, [B] int -> [B] tf.string), for graphs and exports.
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from .checkpoints import load_model_file
 from .data import evaluation_utterances
-from .decoding import BeamSearchDecoder, greedy_decode
+from .decoding import BeamSearchDecoder, greedy_decode_utterances
+from .errors import DS2Error
 from .inference import Inference, run_inference
 from .inference_file import inference_table, write_inference
 from .manifest import read_manifests
@@ -35,7 +36,7 @@ class DecoderChoice:
     def build(self) -> BeamSearchDecoder | None:
         if self.kind == "greedy":
             if self.lm_path:
-                raise ValueError("--lm needs --decoder beam")
+                raise DS2Error("--lm needs --decoder beam")
             return None
         return BeamSearchDecoder(self.lm_path, self.alpha, self.beta, self.beam_width,
                                  vocabulary_path=self.vocabulary_path)
@@ -43,7 +44,7 @@ class DecoderChoice:
 
 def decode_all(inference: Inference, decoder: BeamSearchDecoder | None) -> list[str]:
     if decoder is None:
-        return greedy_decode(inference.logits)
+        return greedy_decode_utterances(inference.logits)
     with click.progressbar(inference.logits, label=decoder.description, file=click.get_text_stream("stderr")) as bar:
         return [decoder.decode_utterance(log_probs) for log_probs in bar]
 
@@ -84,7 +85,7 @@ def evaluate(model_file: Path, manifests: list[Path], batch_size: int, decoder: 
     beam = decoder.build()  # fail on a bad LM before the slow part
     utterances, inference = infer_manifests(model_file, manifests, batch_size)
     if not len(inference.indices):
-        raise ValueError(f"no utterance of {[str(m) for m in manifests]} could be decoded")
+        raise DS2Error(f"no utterance of {[str(m) for m in manifests]} could be decoded")
     rows = utterances.rows.iloc[inference.indices]
     references = rows["text"].tolist()
     predictions = decode_all(inference, beam)

@@ -15,13 +15,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .errors import DS2Error
 from .fileio import atomic_path
 from .metrics import cer, wer
 
 COLUMNS = ["audio_path", "duration", "reference", "prediction", "cer", "wer"]
 
 
-class InferenceFileError(Exception):
+class InferenceFileError(DS2Error):
     """An inference file could not be read; the message names the file and the cause."""
 
 

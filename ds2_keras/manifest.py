@@ -15,13 +15,14 @@ import pandas as pd
 
 from .alphabet import UnmappableTextError, normalize_text
 from .audio import AudioError, audio_info
+from .errors import DS2Error
 from .fileio import atomic_path
 
 COLUMNS = ["audio_path", "transcript_path", "text", "duration"]
 SEED_HEADER = "@FILE"
 
 
-class ManifestError(Exception):
+class ManifestError(DS2Error):
     """A manifest could not be read; the message names the file (and line) and the cause."""
 
 

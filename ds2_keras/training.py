@@ -15,6 +15,7 @@ from .checkpoints import MODEL_FILENAME, Checkpointer, load_model_file
 from .config import DS2Config
 from .data import Utterances, batches_per_epoch, select_utterances, training_dataset
 from .distribute import choose_strategy, is_chief
+from .errors import DS2Error
 from .manifest import read_manifests
 from .model import DS2Model
 from .optim import make_optimizer
@@ -57,7 +58,7 @@ def load_split(manifests: list[Path], config: DS2Config, name: str) -> Utterance
     utterances = select_utterances(read_manifests(manifests), config)
     print(utterances.report(name))
     if not len(utterances):
-        raise ValueError(f"no usable utterances in {name} manifests {[str(m) for m in manifests]}")
+        raise DS2Error(f"no usable utterances in {name} manifests {[str(m) for m in manifests]}")
     return utterances
 
 
@@ -65,7 +66,7 @@ def fit(request: FitRequest) -> DS2Model:
     strategy = choose_strategy()
     replicas = strategy.num_replicas_in_sync
     if request.batch_size % replicas:
-        raise ValueError(f"batch size {request.batch_size} must be a multiple of the {replicas} replicas")
+        raise DS2Error(f"batch size {request.batch_size} must be a multiple of the {replicas} replicas")
     request.output_dir.mkdir(parents=True, exist_ok=True)
     with strategy.scope():
         # The data split needs the config, which a resumed model file supplies.

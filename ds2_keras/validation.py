@@ -7,7 +7,7 @@ from __future__ import annotations
 import keras
 
 from .data import Utterances
-from .decoding import greedy_decode
+from .decoding import greedy_decode_utterances
 from .inference import run_inference
 from .metrics import cer
 
@@ -21,7 +21,7 @@ class ValidationCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         result = run_inference(self.model, self.utterances, self.batch_size, progress=False)
         references = self.utterances.rows["text"].to_numpy()[result.indices].tolist()
-        predictions = greedy_decode(result.logits)
+        predictions = greedy_decode_utterances(result.logits)
         error = cer(references, predictions)
         if logs is not None:
             logs["val_loss"] = result.mean_loss

@@ -1,0 +1,119 @@
+"""`ds2 export`: a SavedModel for TF Serving that takes audio and answers with transcripts.
+
+The saved graph is transcribe.recognizer's, the one `ds2 transcribe` runs: feature extraction,
+the network and greedy decoding, so the server needs no ds2 Python code. Signatures:
+
+- `serving_default`: waveforms float32 [batch, samples] (zero-padded, at the model's sample
+  rate, 16 kHz for every preset) and lengths int32 [batch] -> transcripts string [batch],
+  logits float32 [batch, frames, 29], logit_lengths int32 [batch].
+- `transcribe_wav`: wav_bytes string [batch], each a whole 16-bit PCM WAV file, decoded in the
+  graph with tf.audio.decode_wav (stereo mixed down) -> the same outputs. TF has no in-graph
+  resampler, so a WAV at another rate is refused with an InvalidArgument error.
+
+We save with tf.saved_model.save on a tf.Module with explicit tf.function signatures rather
+than keras.export.ExportArchive: the module is the very object `ds2 transcribe` calls, and two
+endpoints with string inputs and outputs need nothing Keras-specific. The recognizer traces
+the recurrent layers with their generic kernels, not cuDNN's, so a model exported on a GPU
+machine still runs on a CPU-only server.
+
+Versions follow TF Serving's layout, OUT_DIR/<integer>/; without --version the next integer
+after the largest existing one is used (1 for a new directory), since Serving loads the highest
+number. A version is written under a hidden temporary name and renamed into place, so Serving,
+which ignores non-numeric names, never sees half a model.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from .transcribe import generic_rnn_kernels, recognizer
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from .model import DS2Model
+
+
+class ExportError(Exception):
+    """An export could not be written; the message names the directory and the cause."""
+
+
+def next_version(out_dir: Path) -> int:
+    """One more than the largest numeric version directory in out_dir (1 if there is none)."""
+    versions = [int(p.name) for p in out_dir.iterdir() if p.is_dir() and p.name.isdigit()] if out_dir.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def serving_module(model: DS2Model) -> tf.Module:
+    """The recognizer plus `recognize_wav`, the graph behind the `transcribe_wav` signature."""
+    import tensorflow as tf
+
+    module = recognizer(model)
+    sample_rate = model.ds2_config.sample_rate
+
+    def decode(contents: tf.Tensor) -> tf.Tensor:
+        audio, rate = tf.audio.decode_wav(contents)
+        check = tf.debugging.assert_equal(
+            rate, sample_rate, message=f"WAV audio must be sampled at {sample_rate} Hz (resample before sending)")
+        with tf.control_dependencies([check]):
+            return tf.reduce_mean(audio, axis=1)
+
+    def recognize_wav(wav_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        waveforms = tf.map_fn(decode, wav_bytes,
+                              fn_output_signature=tf.RaggedTensorSpec([None], tf.float32, ragged_rank=0))
+        return module.recognize(waveforms.to_tensor(), tf.cast(waveforms.row_lengths(), tf.int32))
+
+    module.recognize_wav = tf.function(recognize_wav, input_signature=[
+        tf.TensorSpec([None], tf.string, name="wav_bytes")])
+    return module
+
+
+def export_saved_model(model: DS2Model, out_dir: str | Path, version: int | None = None) -> Path:
+    """Write OUT_DIR/<version>/ (saved_model.pb, variables/) atomically; return that directory."""
+    import tensorflow as tf
+
+    out_dir = Path(out_dir)
+    version = next_version(out_dir) if version is None else version
+    target = out_dir / str(version)
+    if target.exists():
+        raise ExportError(f"{target}: version {version} already exists; pass another --version")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{version}.partial-"))
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a server running as another user
+    except OSError as error:
+        raise ExportError(f"{out_dir}: cannot write the export ({error.strerror})") from None
+    try:
+        with generic_rnn_kernels(model):  # saving traces the signatures again
+            module = serving_module(model)
+            tf.saved_model.save(module, str(staging), signatures={
+                "serving_default": module.recognize, "transcribe_wav": module.recognize_wav})
+        try:
+            os.rename(staging, target)
+        except OSError as error:  # another export took this version meanwhile
+            raise ExportError(f"{target}: cannot move the export into place ({error.strerror})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+@click.command("export")
+@click.option("--model-file", "--model_file", "model_file", type=click.Path(path_type=Path), required=True,
+              help="A ds2 model file (.keras) written by `ds2 fit`.")
+@click.argument("out_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--version", "version", type=click.IntRange(min=1), default=None,
+              help="Version directory to write (default: one more than the largest existing).")
+def export_command(model_file: Path, out_dir: Path, version: int | None) -> None:
+    """Export a model to OUT_DIR/<version>/ as a TF Serving SavedModel (waveforms or WAV in, text out)."""
+    from .checkpoints import ModelFileError, load_model_file
+
+    try:
+        target = export_saved_model(load_model_file(model_file, compile=False), out_dir, version)
+    except (ModelFileError, ExportError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"exported {model_file} to {target} (signatures serving_default, transcribe_wav)")

@@ -1,0 +1,179 @@
+"""`ds2 export`, checked the way TF Serving uses the result.
+
+The SavedModel is loaded in a separate Python process that never imports ds2_keras (as on a
+server), and requests are the REST JSON bodies of examples/serving_client.py, turned into
+tensors as TF Serving does; the served transcripts must equal `ds2 transcribe`'s.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from click.testing import CliRunner
+
+from ds2_keras.checkpoints import load_model_file
+from ds2_keras.export import export_command, export_saved_model
+from ds2_keras.transcribe import recognizer, transcribe_files
+from test_transcribe import RATE, speechlike, write_tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+# TF Serving's REST predict, emulated: row ("instances") or columnar ("inputs") JSON becomes
+# one tensor per signature input ({"b64": ...} values are bytes), and the reply has the
+# same shape as Serving's ("predictions" / "outputs", or "error").
+SERVER = r'''
+import base64, json, sys
+import numpy as np
+import tensorflow as tf
+
+def tensor(values, spec):
+    if spec.dtype == tf.string:
+        return tf.constant([base64.b64decode(v["b64"]) for v in values])
+    return tf.constant(np.array(values, dtype=spec.dtype.as_numpy_dtype))
+
+def listed(values):
+    values = values.numpy()
+    return [v.decode("utf-8") for v in values] if values.dtype == object else values.tolist()
+
+model = tf.saved_model.load(sys.argv[1])
+replies = []
+for body in json.load(open(sys.argv[2])):
+    signature = model.signatures[body.get("signature_name", "serving_default")]
+    specs = signature.structured_input_signature[1]
+    rows = "instances" in body
+    columns = {n: [r[n] for r in body["instances"]] for n in specs} if rows else body["inputs"]
+    try:
+        outputs = {n: listed(t) for n, t in signature(**{n: tensor(columns[n], s) for n, s in specs.items()}).items()}
+    except tf.errors.InvalidArgumentError as error:
+        replies.append({"error": error.message})
+        continue
+    replies.append({"predictions": [dict(zip(outputs, r)) for r in zip(*outputs.values())]} if rows
+                   else {"outputs": outputs})
+json.dump({"replies": replies, "ds2_imported": "ds2_keras" in sys.modules}, open(sys.argv[3], "w"))
+'''
+
+
+def load_client():
+    spec = importlib.util.spec_from_file_location("serving_client", ROOT / "examples" / "serving_client.py")
+    client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(client)
+    return client
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """Export a tiny model with the CLI, write test audio, and run every request in one server process."""
+    directory = tmp_path_factory.mktemp("export")
+    model_file = write_tiny_model(directory / "model.keras")
+    result = CliRunner().invoke(export_command, ["--model-file", str(model_file), str(directory / "ds2")])
+    assert result.exit_code == 0, result.output
+    mono = []
+    for seed, seconds in enumerate((0.6, 2.3, 1.4)):  # different lengths in one batch
+        mono.append(directory / f"utterance{seed}.wav")
+        soundfile.write(mono[-1], speechlike(seconds, seed), RATE, subtype="PCM_16")
+    stereo = directory / "stereo.wav"
+    soundfile.write(stereo, np.stack([speechlike(1.8, 8), speechlike(1.8, 9)], axis=1), RATE, subtype="PCM_16")
+    wrong_rate = directory / "22k.wav"
+    soundfile.write(wrong_rate, speechlike(1.0, 10, 22050), 22050, subtype="PCM_16")
+    wavs = [*mono, stereo]
+    client = load_client()
+    requests = [client.build_request(wavs, "rows"), client.build_request(wavs, "columns"),
+                client.build_request(wavs, "wav"), client.build_request([wrong_rate], "wav"),
+                {"inputs": {"waveforms": [[0.0] * 400], "lengths": [401]}}]
+    (directory / "requests.json").write_text(json.dumps(requests))
+    subprocess.run([sys.executable, "-c", SERVER, str(directory / "ds2" / "1"), str(directory / "requests.json"),
+                    str(directory / "replies.json")], check=True, cwd=directory, capture_output=True)
+    module = recognizer(load_model_file(model_file, compile=False))
+    return {
+        "model_file": model_file, "root": directory / "ds2", "client": client, "wavs": wavs,
+        "local": [text for _, text in transcribe_files(module, wavs)],
+        **json.loads((directory / "replies.json").read_text()),
+    }
+
+
+def test_server_process_needs_no_ds2_code(served):
+    assert served["ds2_imported"] is False
+
+
+def test_row_format_matches_transcribe(served):
+    rows = served["replies"][0]["predictions"]
+    assert [row["transcripts"] for row in rows] == served["local"]
+    assert all(served["local"]) and len(set(served["local"])) == len(served["local"])
+    for row in rows:  # padding frames past each utterance's length are zero
+        logits = np.array(row["logits"])
+        assert logits.shape[1] == 29 and 0 < row["logit_lengths"] <= logits.shape[0]
+
+
+def test_columnar_format_matches_row_format(served):
+    outputs = served["replies"][1]["outputs"]
+    assert outputs["transcripts"] == served["local"]
+    assert outputs["logit_lengths"] == [row["logit_lengths"] for row in served["replies"][0]["predictions"]]
+
+
+def test_wav_signature_matches_transcribe(served):
+    assert served["client"].transcripts(served["replies"][2]) == served["local"]
+
+
+def test_wav_signature_refuses_other_sample_rates(served):
+    assert "16000 Hz" in served["replies"][3]["error"]
+
+
+def test_lengths_past_the_padded_width_are_refused(served):
+    assert "lengths must not exceed" in served["replies"][4]["error"]
+
+
+def test_saved_model_cli_shows_both_signatures(served):
+    shown = subprocess.run([str(BIN / "saved_model_cli"), "show", "--dir", str(served["root"] / "1"), "--all"],
+                           check=True, capture_output=True, text=True).stdout
+    serving = shown.split("signature_def['serving_default']")[1].split("signature_def[")[0]
+    wav = shown.split("signature_def['transcribe_wav']")[1].split("signature_def[")[0]
+    for name, dtype, shape in (("waveforms", "DT_FLOAT", "(-1, -1)"), ("lengths", "DT_INT32", "(-1)"),
+                               ("transcripts", "DT_STRING", "(-1)"), ("logits", "DT_FLOAT", "(-1, -1, 29)"),
+                               ("logit_lengths", "DT_INT32", "(-1)")):
+        assert f"['{name}'] tensor_info:\n        dtype: {dtype}\n        shape: {shape}" in serving
+    assert "inputs['wav_bytes'] tensor_info:\n        dtype: DT_STRING" in wav
+    assert "outputs['transcripts'] tensor_info:\n        dtype: DT_STRING" in wav
+
+
+def test_client_dry_run_prints_the_request(served):
+    printed = subprocess.run([sys.executable, str(ROOT / "examples" / "serving_client.py"), "--dry-run",
+                              *map(str, served["wavs"][:2])], check=True, capture_output=True, text=True).stdout
+    body = json.loads(printed)
+    assert [row["lengths"] for row in body["instances"]] == [int(0.6 * RATE), int(2.3 * RATE)]
+    assert len(body["instances"][0]["waveforms"]) == int(2.3 * RATE)
+
+
+def test_versions_are_numbered_and_never_overwritten(served):
+    model = load_model_file(served["model_file"], compile=False)
+    second = export_saved_model(model, served["root"])
+    assert second == served["root"] / "2" and (second / "saved_model.pb").is_file()
+    assert (second / "variables").is_dir()
+    result = CliRunner().invoke(export_command, ["--model-file", str(served["model_file"]), str(served["root"]),
+                                                 "--version", "2"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {served['root'] / '2'}: version 2 already exists; pass another --version"
+    assert sorted(p.name for p in served["root"].iterdir()) == ["1", "2"]  # no staging directory left
+
+
+def test_export_on_a_gpu_machine_still_serves_on_cpu(served, monkeypatch, tmp_path):
+    """Keras traces cuDNN kernels when it sees a GPU; they have no CPU kernel, so export avoids them."""
+    keras_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
+    monkeypatch.setattr(keras_rnn, "_is_gpu_available", lambda: True)
+    model = load_model_file(served["model_file"], compile=False)
+    target = export_saved_model(model, tmp_path)
+    assert b"CudnnRNN" not in (target / "saved_model.pb").read_bytes()
+    assert model.get_layer("bigru0").forward_layer.use_cudnn == "auto"  # restored for local use
+
+
+def test_missing_model_file_is_one_line(tmp_path):
+    result = CliRunner().invoke(export_command, ["--model-file", str(tmp_path / "none.keras"), str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {tmp_path / 'none.keras'}: model file not found"
+    assert not (tmp_path / "out").exists()
