@@ -5,8 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO ?= demo
-DEMO_UTTERANCES ?= 1500
-DEMO_EPOCHS ?= 12
+DEMO_UTTERANCES ?= 3000
+DEMO_EPOCHS ?= 4
 DEMO_PRESET ?= small
 DEMO_BATCH ?= 16
 
@@ -26,20 +26,24 @@ test: setup
 
 demo: setup
 	@start=$$(date +%s); set -e; export PATH="$(abspath $(BIN)):$$PATH"; \
-	echo "== 1/5 synthesize and ingest the default corpus ($(DEMO_UTTERANCES) utterances)"; \
+	echo "== 1/6 synthesize and ingest the default corpus ($(DEMO_UTTERANCES) utterances)"; \
 	ds2 ingest synth $(DEMO)/corpus -n $(DEMO_UTTERANCES) --seed 0; \
-	echo "== 2/5 train ($(DEMO_PRESET) preset, $(DEMO_EPOCHS) epochs)"; \
+	echo "== 2/6 train ($(DEMO_PRESET) preset, $(DEMO_EPOCHS) epochs)"; \
 	ds2 fit --manifest train:$(DEMO)/corpus/train.csv --manifest val:$(DEMO)/corpus/val.csv \
 	  -e $(DEMO_EPOCHS) -z $(DEMO_BATCH) -s $(DEMO)/model --preset $(DEMO_PRESET) --cache; \
-	echo "== 3/5 evaluate on voices never heard in training"; \
+	echo "== 3/6 evaluate on voices never heard in training (greedy decoding)"; \
 	ds2 evaluate --manifest test:$(DEMO)/corpus/test.csv --model-file $(DEMO)/model/model.keras --wer \
 	  --inference-file $(DEMO)/test-predictions.csv --plots $(DEMO)/plots; \
-	echo "== 4/5 export a SavedModel for TF Serving"; \
+	echo "== 4/6 the same with beam search and a 3-gram LM built from the training transcripts"; \
+	ds2 lm build $(DEMO)/lm.arpa --manifest $(DEMO)/corpus/train.csv --order 3; \
+	ds2 evaluate --manifest test:$(DEMO)/corpus/test.csv --model-file $(DEMO)/model/model.keras --wer \
+	  --decoder beam --lm $(DEMO)/lm.arpa --worst 3; \
+	echo "== 5/6 export a SavedModel for TF Serving"; \
 	ds2 export --model-file $(DEMO)/model/model.keras $(DEMO)/serving; \
-	echo "== 5/5 transcribe a test utterance"; \
+	echo "== 6/6 transcribe a test utterance"; \
 	ds2 transcribe --model-file $(DEMO)/model/model.keras $$(sed -n 2p $(DEMO)/corpus/test.csv | cut -d, -f1); \
 	echo; echo "artefacts in $(DEMO)/: corpus/ (audio, manifests), model/ (model.keras, config.json,"; \
-	echo "  history.json, TensorBoard logs/), test-predictions.csv, plots/, serving/ (SavedModel)"; \
+	echo "  history.json, TensorBoard logs/), lm.arpa, test-predictions.csv, plots/, serving/ (SavedModel)"; \
 	echo "demo took $$(( $$(date +%s) - start )) s"
 
 clean-demo:

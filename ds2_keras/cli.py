@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up cha
 
 from ingest.commands import ingest  # noqa: E402
 
+from .benchmark import bench_command  # noqa: E402
 from .export import export_command  # noqa: E402
 from .transcribe import transcribe_command  # noqa: E402
 
@@ -40,6 +41,7 @@ def main() -> None:
 main.add_command(ingest)
 main.add_command(export_command, name="export")
 main.add_command(transcribe_command, name="transcribe")
+main.add_command(bench_command, name="bench")
 
 manifest_option = click.option(
     "--manifest", "manifests", multiple=True, required=True, metavar="NAME:PATH",

@@ -14,6 +14,7 @@ from keras import layers, ops
 
 from .alphabet import BLANK_INDEX, NUM_CLASSES
 from .config import DS2Config
+from .distribute import cluster_workers
 
 _PACKAGE = "ds2"
 
@@ -57,12 +58,27 @@ class StridedLengths(layers.Layer):
         return {**super().get_config(), "stride": self.stride}
 
 
+@keras.saving.register_keras_serializable(_PACKAGE)
+class BatchNormalization(layers.BatchNormalization):
+    """BatchNormalization whose moving statistics are averaged over replicas at every update.
+
+    Keras creates them with aggregation "none": under a tf.distribute strategy each replica
+    (and worker) would keep the statistics of its own share of the batch, and the replicas'
+    models would differ at inference.
+    """
+
+    def add_weight(self, *args, **kwargs):
+        if not kwargs.get("trainable", True):
+            kwargs["aggregation"] = "mean"
+        return super().add_weight(*args, **kwargs)
+
+
 def _conv_block(x, lengths, config: DS2Config, index: int):
     (kernel_t, kernel_f), (stride_t, stride_f) = config.conv_kernels[index], config.conv_strides[index]
     x = layers.ZeroPadding2D(((kernel_t // 2, kernel_t // 2), (kernel_f // 2, kernel_f // 2)), name=f"conv{index}_pad")(x)
     x = layers.Conv2D(config.conv_filters[index], (kernel_t, kernel_f), strides=(stride_t, stride_f),
                       padding="valid", use_bias=False, name=f"conv{index}")(x)
-    x = layers.BatchNormalization(name=f"conv{index}_bn")(x)
+    x = BatchNormalization(momentum=config.batchnorm_momentum, name=f"conv{index}_bn")(x)
     x = layers.ReLU(max_value=config.relu_clip, name=f"conv{index}_relu")(x)
     lengths = StridedLengths(stride_t, name=f"conv{index}_lengths")(lengths)
     return TimeMask(name=f"conv{index}_mask")(x, lengths), lengths
@@ -80,7 +96,7 @@ def _recurrent_block(x, mask, lengths, config: DS2Config, index: int):
         rnn = layers.Bidirectional(rnn, backward_layer=backward, merge_mode="concat", name=f"bi{config.rnn_type}{index}")
     x = rnn(x, mask=mask)
     # Sequence-wise batch norm between recurrent layers (DS2 section 3.2).
-    x = layers.BatchNormalization(name=f"rnn{index}_bn")(x)
+    x = BatchNormalization(momentum=config.batchnorm_momentum, name=f"rnn{index}_bn")(x)
     if config.dropout > 0:
         x = layers.Dropout(config.dropout, name=f"rnn{index}_dropout")(x)
     return TimeMask(name=f"rnn{index}_mask")(x, lengths)
@@ -139,6 +155,20 @@ class DS2Model(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras reduces a sample input batch across replicas here, which MultiWorkerMirroredStrategy
+        # cannot do for dict inputs (keras-team/keras#20329). The functional model is built
+        # already: only the optimizer's variables are left to create, which needs no data.
+        with self.distribute_strategy.scope():
+            self._symbolic_build()
+
+    def train_step(self, data):
+        logs = super().train_step(data)
+        if cluster_workers() > 1:
+            # Across workers Keras reduces each log along axis 0 (tensorflow/tensorflow#72388).
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Mean CTC loss over the batch; non-finite per-utterance losses are dropped and counted."""
         logits, logit_lengths = y_pred
@@ -152,16 +182,25 @@ class DS2Model(keras.Model):
 
 
 def ctc_loss(labels, label_lengths, logits, logit_lengths):
-    """Per-utterance CTC loss; labels are padded with 0 (the blank never occurs in a label)."""
-    sparse_labels = tf.sparse.from_dense(tf.cast(labels, tf.int32))
-    return tf.nn.ctc_loss(
-        labels=sparse_labels,
+    """Per-utterance CTC loss; labels are padded with 0 (the blank never occurs in a label).
+
+    An utterance with fewer frames than label characters (audio that failed to decode has
+    none) gets an infinite loss, as one that is too short for its repeats already does: the
+    CTC op raises for it instead, so it is computed on a one-character stand-in and replaced.
+    """
+    labels = tf.cast(labels, tf.int32)
+    logit_lengths = tf.cast(logit_lengths, tf.int32)
+    fits = tf.cast(label_lengths, tf.int32) <= logit_lengths
+    stand_in = tf.one_hot(0, tf.shape(labels)[1], on_value=1, off_value=0, dtype=tf.int32)[None, :]
+    losses = tf.nn.ctc_loss(
+        labels=tf.sparse.from_dense(tf.where(fits[:, None], labels, stand_in)),
         logits=tf.cast(logits, tf.float32),
         label_length=None,
-        logit_length=tf.cast(logit_lengths, tf.int32),
+        logit_length=tf.where(fits, logit_lengths, 1),
         logits_time_major=False,
         blank_index=BLANK_INDEX,
     )
+    return tf.where(fits, losses, float("inf"))
 
 
 def build_model(config: DS2Config) -> DS2Model:

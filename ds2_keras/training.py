@@ -37,7 +37,7 @@ class FitRequest:
     verbose: int | str = "auto"
 
 
-def _configure_precision(config: DS2Config) -> None:
+def configure_precision(config: DS2Config) -> None:
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
 
 
@@ -49,6 +49,7 @@ def _restore_or_build(request: FitRequest, steps_per_epoch: int) -> DS2Model:
         model = load_model_file(source)
         print(f"resuming from {source}: epoch {model.progress['epoch']}, step {model.progress['step']}")
         return model
+    keras.utils.set_random_seed(request.config.seed)  # the same command builds the same model
     model = DS2Model(request.config)
     model.compile(optimizer=make_optimizer(request.config, steps_per_epoch), jit_compile=request.config.jit_compile)
     return model
@@ -73,7 +74,7 @@ def fit(request: FitRequest) -> DS2Model:
         probe_config = request.config
         if request.model_file or ((request.output_dir / MODEL_FILENAME).exists() and not request.fresh):
             probe_config = load_model_file(request.model_file or request.output_dir, compile=False).ds2_config
-        _configure_precision(probe_config)
+        configure_precision(probe_config)
         train = load_split(request.train_manifests, probe_config, "train")
         steps = batches_per_epoch(train, request.batch_size)
         model = _restore_or_build(request, steps)
@@ -109,5 +110,6 @@ def fit(request: FitRequest) -> DS2Model:
         )
         if model.stop_training:
             break
-    print(f"model saved to {request.output_dir / MODEL_FILENAME}")
+    if is_chief():
+        print(f"model saved to {request.output_dir / MODEL_FILENAME}")
     return model

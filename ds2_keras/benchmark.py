@@ -1,0 +1,177 @@
+"""`ds2 bench`: how fast this machine trains and runs a model, in seconds of audio.
+
+It prints figures and judges nothing: training throughput after warm-up steps (which include
+graph tracing), the input pipeline's own rate (is training waiting for data?), inference
+real-time factor, peak memory and parameter count. Every figure goes through the code paths
+`ds2 fit` and `ds2 evaluate` use (data.training_dataset, Keras fit under
+distribute.choose_strategy, inference.run_inference), so it predicts what those commands do.
+TensorFlow is imported on first use so that `ds2 --help` stays fast.
+"""
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+import numpy as np
+
+from .config import DS2Config
+
+if TYPE_CHECKING:
+    from .data import Utterances
+    from .model import DS2Model
+
+
+@dataclass
+class Figures:
+    """What one bench run measured; `report` is what `ds2 bench` prints."""
+
+    description: str
+    parameters: int
+    training_rate: float  # seconds of audio per wall second
+    pipeline_rate: float
+    inference_rtf: float  # wall seconds per second of audio
+    inference_seconds: float  # of audio
+    peak_rss_mib: float
+    peak_device_mib: float | None  # GPU memory, when there is a GPU
+
+    def report(self) -> str:
+        lines = [
+            self.description,
+            f"parameters: {self.parameters:,}",
+            f"training: {self.training_rate:.2f} s of audio per second",
+            f"input pipeline alone: {self.pipeline_rate:.2f} s of audio per second",
+            f"inference: real-time factor {self.inference_rtf:.4f} ({self.inference_seconds:.1f} s of audio)",
+            f"peak memory: {self.peak_rss_mib:.0f} MiB (process max RSS)",
+        ]
+        if self.peak_device_mib is not None:
+            lines.append(f"peak GPU memory: {self.peak_device_mib:.0f} MiB")
+        return "\n".join(lines)
+
+
+def _step_clock():
+    """A Keras callback whose `ends` lists when each training step had really finished."""
+    import keras
+
+    class StepClock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.ends: list[float] = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            float(logs["loss"])  # accelerators run asynchronously: wait for this step's result
+            self.ends.append(time.perf_counter())
+
+    return StepClock()
+
+
+def _batch_seconds(utterances: Utterances, config: DS2Config, batch_size: int, epochs: range) -> np.ndarray:
+    """Seconds of audio in each batch training_dataset yields for these epochs (same plans)."""
+    from .data import plan_epoch
+
+    plans = [plan_epoch(utterances.durations, batch_size, epoch, config) for epoch in epochs]
+    return utterances.durations[np.concatenate(plans)].sum(axis=1)
+
+
+def _build(config: DS2Config, model_file: Path | None, steps_per_epoch: int) -> DS2Model:
+    from .checkpoints import load_model_file
+    from .model import DS2Model
+    from .optim import make_optimizer
+
+    if model_file is not None:
+        return load_model_file(model_file)
+    model = DS2Model(config)
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch), jit_compile=config.jit_compile)
+    return model
+
+
+def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: int, warmup: int,
+              model_file: Path | None = None) -> Figures:
+    """Time the pipeline alone and `warmup + steps` training batches (the last `steps` count), then inference."""
+    import tensorflow as tf
+
+    from .checkpoints import load_model_file
+    from .data import Utterances, batches_per_epoch, training_dataset
+    from .distribute import choose_strategy
+    from .errors import DS2Error
+    from .inference import run_inference
+    from .training import configure_precision, load_split
+
+    strategy = choose_strategy()
+    if batch_size % strategy.num_replicas_in_sync:
+        raise DS2Error(f"batch size {batch_size} must be a multiple of the {strategy.num_replicas_in_sync} replicas")
+    if model_file is not None:
+        config = load_model_file(model_file, compile=False).ds2_config
+    configure_precision(config)
+    utterances = load_split(manifests, config, "bench")
+    per_epoch = batches_per_epoch(utterances, batch_size)
+    total = warmup + steps
+    epochs = range(-(-total // per_epoch))
+    seconds = _batch_seconds(utterances, config, batch_size, epochs)[:total]
+    timed_audio = float(seconds[warmup:].sum())
+
+    # All batches, from the start: after a warm-up the prefetch buffer would already hold the timed ones.
+    started = time.perf_counter()
+    for _ in training_dataset(utterances, config, batch_size, epochs).take(total):
+        pass
+    pipeline_rate = float(seconds.sum()) / (time.perf_counter() - started)
+
+    with strategy.scope():
+        model = _build(config, model_file, per_epoch)
+    clock = _step_clock()
+    model.fit(training_dataset(utterances, config, batch_size, epochs).take(total), epochs=1, steps_per_epoch=total,
+              callbacks=[clock], verbose=0, shuffle=False)
+    training_rate = timed_audio / (clock.ends[-1] - clock.ends[warmup - 1])
+
+    count = min(len(utterances), steps * batch_size)
+    subset = Utterances(rows=utterances.rows.iloc[:count].reset_index(drop=True), labels=utterances.labels[:count])
+    started = time.perf_counter()
+    run_inference(model, subset, batch_size, progress=False)
+    inference_seconds = float(subset.durations.sum())
+    inference_rtf = (time.perf_counter() - started) / inference_seconds
+
+    gpus = tf.config.list_logical_devices("GPU")
+    peak_device = max(tf.config.experimental.get_memory_info(gpu.name)["peak"] for gpu in gpus) / 2**20 if gpus else None
+    rss_unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    description = (f"preset {config.preset}, {strategy.num_replicas_in_sync} replica(s) on "
+                   f"{'GPU' if gpus else 'CPU'}, batch {batch_size}, {warmup} warm-up + {steps} timed steps")
+    return Figures(
+        description=description, parameters=model.count_params(), training_rate=training_rate,
+        pipeline_rate=pipeline_rate, inference_rtf=inference_rtf, inference_seconds=inference_seconds,
+        peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * rss_unit / 2**20,
+        peak_device_mib=peak_device,
+    )
+
+
+@click.command("bench")
+@click.option("--manifest", "manifests", multiple=True, required=True, metavar="NAME:PATH",
+              help="Manifest CSV whose utterances are timed (e.g. train:train.csv); repeat for more.")
+@click.option("--model-file", "--model_file", "model_file", type=click.Path(path_type=Path),
+              help="Time this ds2 model file instead of a fresh model from --preset/--set.")
+@click.option("--preset", default="small", show_default=True, help="tiny, small or ds2.")
+@click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Override a config field (repeatable).")
+@click.option("-z", "--batch-size", "--batch_size", "batch_size", type=click.IntRange(min=1), default=16,
+              show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True, help="Timed training steps.")
+@click.option("--warmup", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Untimed steps first (graph tracing, autotuning).")
+def bench_command(manifests: tuple[str, ...], model_file: Path | None, preset: str, overrides: tuple[str, ...],
+                  batch_size: int, steps: int, warmup: int) -> None:
+    """Print training and input-pipeline throughput, inference real-time factor, memory and size."""
+    from .cli import clear_errors, parse_manifests
+    from .config import preset as load_preset
+
+    if model_file is not None and overrides:
+        raise click.UsageError("--set changes a fresh model's config; a --model-file brings its own")
+    try:
+        config = load_preset(preset).with_overrides(list(overrides))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    paths = [path for group in parse_manifests(manifests).values() for path in group]
+    with clear_errors():
+        figures = run_bench(config, paths, batch_size, steps, warmup, model_file)
+    click.echo(figures.report())

@@ -1,0 +1,173 @@
+"""Training: the tiny model learns, a fit resumes exactly, a killed fit restarts, bad losses are contained.
+
+Overfitting a handful of utterances is the cheapest end-to-end proof that features, labels,
+CTC loss, gradients and greedy decoding all line up; the resume tests pin down what a model
+file must carry (epoch, step, optimizer state, schedule) for `ds2 fit` to pick up where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from conftest import TRAINED_BATCH_SIZE
+from corpus_fixtures import write_garbage
+from ds2_keras.alphabet import encode
+from ds2_keras.benchmark import bench_command
+from ds2_keras.checkpoints import MODEL_FILENAME, load_model_file
+from ds2_keras.config import preset
+from ds2_keras.data import Utterances, batches_per_epoch, output_frames, select_utterances, training_dataset
+from ds2_keras.decoding import greedy_decode_utterances
+from ds2_keras.inference import run_inference
+from ds2_keras.manifest import read_manifest, write_manifest
+from ds2_keras.metrics import cer
+from ds2_keras.model import DS2Model
+from ds2_keras.optim import make_optimizer
+from ds2_keras.training import FitRequest, fit
+
+TINY = preset("tiny")
+DS2 = Path(sys.executable).with_name("ds2")
+
+
+def test_tiny_model_overfits_a_handful_of_utterances(corpus, tmp_path):
+    keras.utils.set_random_seed(0)
+    rows = read_manifest(corpus["train"]).nsmallest(6, "duration")
+    manifest = write_manifest(rows, tmp_path / "few.csv")
+    config = TINY.replace(learning_rate=4e-3)
+    model = fit(FitRequest([manifest], [], epochs=60, batch_size=2, output_dir=tmp_path / "out", config=config,
+                           save_every_steps=0, verbose=0))
+    losses = model.progress["history"]["loss"]
+    assert losses[-1] < losses[0] / 20, losses
+
+    utterances = select_utterances(rows, config)
+    result = run_inference(model, utterances, 6, progress=False)
+    predictions = greedy_decode_utterances(result.logits)
+    references = utterances.rows["text"].to_numpy()[result.indices].tolist()
+    assert cer(references, predictions).rate < 0.05, list(zip(references, predictions))
+
+
+def test_resumed_fit_continues_epochs_optimizer_steps_and_learning_rate(trained_model, corpus, tmp_path, capsys):
+    before = load_model_file(trained_model)
+    epochs, steps = before.progress["epoch"], int(before.optimizer.iterations.numpy())
+    assert before.progress["step"] == 0 and epochs > 0
+    model = fit(FitRequest([corpus["train"]], [], epochs + 1, TRAINED_BATCH_SIZE, tmp_path, before.ds2_config,
+                           model_file=trained_model, save_every_steps=0, verbose=0))
+
+    assert f"resuming from {trained_model}: epoch {epochs}, step 0" in capsys.readouterr().out
+    losses = model.progress["history"]["loss"]
+    assert len(losses) == epochs + 1 and losses[:epochs] == before.progress["history"]["loss"]
+    assert int(model.optimizer.iterations.numpy()) == steps + steps // epochs
+    config = model.ds2_config
+    assert config.lr_decay != 1.0  # otherwise a restarted schedule would look the same
+    assert float(model.optimizer.learning_rate) == pytest.approx(config.learning_rate * config.lr_decay ** (epochs + 1))
+    saved = load_model_file(tmp_path / MODEL_FILENAME)
+    assert saved.progress == model.progress
+    assert int(saved.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy())
+
+
+def kill_after_first_step_checkpoint(process: subprocess.Popen, history: Path, timeout: float = 120.0) -> bool:
+    """Poll the atomically written history.json until a mid-epoch checkpoint exists, then SIGKILL the fit."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if history.exists() and json.loads(history.read_text())["step"] > 0:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+            return True
+        time.sleep(0.05)
+    process.kill()
+    process.wait(timeout=30)
+    return False
+
+
+def test_killed_fit_resumes_from_its_last_checkpoint_when_rerun(corpus, tmp_path):
+    output_dir, log_path = tmp_path / "run", tmp_path / "killed.log"
+    command = [str(DS2), "fit", "--manifest", f"train:{corpus['train']}", "-e", "2", "-z", "2", "-s", str(output_dir),
+               "--preset", "tiny", "--save-every", "1"]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        assert kill_after_first_step_checkpoint(process, output_dir / "history.json"), log_path.read_text()[-3000:]
+    killed = load_model_file(output_dir)  # the model file is whole, whenever the kill came
+    epoch, step = killed.progress["epoch"], killed.progress["step"]
+    steps_per_epoch = batches_per_epoch(select_utterances(read_manifest(corpus["train"]), TINY), 2)
+    assert epoch == 0 and 0 < step < steps_per_epoch
+    assert int(killed.optimizer.iterations.numpy()) == step
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert f"resuming from {output_dir / MODEL_FILENAME}: epoch {epoch}, step {step}" in rerun.stdout
+    final = load_model_file(output_dir)
+    assert (final.progress["epoch"], final.progress["step"]) == (2, 0)
+    assert len(final.progress["history"]["loss"]) == 2
+    assert int(final.optimizer.iterations.numpy()) == 2 * steps_per_epoch  # no batch lost or repeated
+    assert json.loads((output_dir / "history.json").read_text()) == final.progress
+
+
+def fit_one_batch(rows: pd.DataFrame) -> tuple[dict, DS2Model]:
+    """One training step on a batch of these rows, bypassing select_utterances (which drops bad rows)."""
+    keras.utils.set_random_seed(0)
+    model = DS2Model(TINY)
+    model.compile(optimizer=make_optimizer(TINY, 1))
+    utterances = Utterances(rows.reset_index(drop=True), [encode(text) for text in rows["text"]])
+    dataset = training_dataset(utterances, TINY, len(rows), range(1))
+    return model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False).history, model
+
+
+def assert_counted_and_skipped(history: dict, model: DS2Model) -> None:
+    assert history["nonfinite_losses"] == [1.0]
+    assert np.isfinite(history["loss"]).all() and history["loss"][0] > 0  # the other utterance still trains
+    assert all(np.isfinite(weight).all() for weight in model.get_weights())
+
+
+def test_label_that_cannot_fit_its_frames_is_dropped_or_counted_as_nonfinite(corpus):
+    """Repeated letters need a blank between them: a label may be shorter than its frames and still not fit."""
+    rows = read_manifest(corpus["val"])
+    frames = int(output_frames(rows["duration"].to_numpy()[:1], TINY)[0])
+    rows.loc[0, "text"] = "e" * (2 * frames // 3)  # fewer letters than frames, but 4/3 as many CTC steps
+    assert select_utterances(rows, TINY).dropped == {"too short for their transcripts": 1}
+    assert_counted_and_skipped(*fit_one_batch(rows))
+
+
+def test_unreadable_audio_in_a_batch_is_counted_as_nonfinite(corpus, tmp_path):
+    rows = read_manifest(corpus["val"])
+    write_garbage(tmp_path / "broken.flac")
+    rows.loc[0, "audio_path"] = str(tmp_path / "broken.flac")
+    assert_counted_and_skipped(*fit_one_batch(rows))
+
+
+def test_fit_with_a_val_manifest_records_val_loss_and_cer(trained_model, corpus, tmp_path):
+    before = load_model_file(trained_model)
+    model = fit(FitRequest([corpus["train"]], [corpus["val"]], before.progress["epoch"] + 1, TRAINED_BATCH_SIZE,
+                           tmp_path, before.ds2_config, model_file=trained_model, save_every_steps=0, verbose=0))
+    history = model.progress["history"]
+    assert np.isfinite(history["val_loss"][-1]) and 0.0 <= history["val_cer"][-1]
+
+
+def test_bench_prints_every_figure(corpus):
+    result = CliRunner().invoke(bench_command, ["--manifest", f"train:{corpus['train']}", "--preset", "tiny",
+                                                "--steps", "2", "--warmup", "1", "-z", "4"])
+    assert result.exit_code == 0, result.output
+    patterns = {
+        "parameters": r"parameters: ([\d,]+)\n",
+        "training": r"training: ([\d.]+) s of audio per second",
+        "pipeline": r"input pipeline alone: ([\d.]+) s of audio per second",
+        "inference": r"inference: real-time factor ([\d.]+)",
+        "memory": r"peak memory: (\d+) MiB",
+    }
+    figures = {}
+    for name, pattern in patterns.items():
+        match = re.search(pattern, result.output)
+        assert match, f"no {name} figure in:\n{result.output}"
+        figures[name] = float(match.group(1).replace(",", ""))
+    assert all(value > 0 for value in figures.values()), figures
+    assert figures["parameters"] == DS2Model(TINY).count_params()
