@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from scipy.signal import resample_poly
 
 from .errors import DS2Error
 
@@ -56,6 +55,7 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RA
     """Band-limited polyphase resampling (scipy), exact for rational rate ratios."""
     if source_rate == target_rate:
         return samples
+    from scipy.signal import resample_poly  # imported here: it costs a second at CLI start-up
     divisor = gcd(source_rate, target_rate)
     return resample_poly(samples, target_rate // divisor, source_rate // divisor).astype(np.float32)
 

@@ -1,0 +1,98 @@
+"""`ds2 evaluate` and `ds2 lm` end to end through the CLI, on the session's tiny trained model."""
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ds2_keras.cli import main
+from ds2_keras.inference_file import read_inference
+from ds2_keras.manifest import read_manifest, write_manifest
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def evaluate(model: Path, manifest: Path, *extra):
+    return run("evaluate", "--manifest", f"val:{manifest}", "--model-file", model, *extra)
+
+
+def test_evaluate_prints_cer_by_default_and_wer_on_request(trained_model, corpus):
+    rows = read_manifest(corpus["val"])
+    result = evaluate(trained_model, corpus["val"])
+    assert result.exit_code == 0, result.output
+    assert f"evaluated {len(rows)} utterances" in result.output
+    assert "pooled over the corpus" in result.output
+    assert result.output.strip().splitlines()[-1].startswith("CER: ")
+    seed_alias = evaluate(trained_model, corpus["val"], "--use_wer", "--pooling", "mean")
+    assert seed_alias.output.strip().splitlines()[-1].startswith("WER: ")
+    assert "mean of" in seed_alias.output
+
+
+@pytest.mark.parametrize("name", ["predictions.pkl", "predictions.json", "predictions.csv"])
+def test_inference_file_holds_every_prediction_beside_its_truth(trained_model, corpus, tmp_path, name):
+    rows = read_manifest(corpus["val"])
+    result = evaluate(trained_model, corpus["val"], "--inference-file", tmp_path / name)
+    assert result.exit_code == 0, result.output
+    table, error_rate = read_inference(tmp_path / name)
+    assert sorted(table["reference"]) == sorted(rows["text"])
+    assert table["prediction"].map(lambda p: isinstance(p, str)).all()
+    headline = float(result.output.strip().splitlines()[-1].split()[-1].rstrip("%")) / 100
+    if name.endswith(".csv"):  # rows only; the seed's pickle and JSON carry the error rate
+        assert error_rate is None
+    else:
+        assert error_rate == pytest.approx(headline, abs=5e-5)
+
+
+def test_unreadable_audio_is_skipped_counted_and_named(trained_model, corpus, tmp_path):
+    rows = read_manifest(corpus["val"])
+    broken = tmp_path / "broken.flac"
+    broken.write_bytes(b"not audio at all")
+    bad_row = pd.DataFrame([{**rows.iloc[0].to_dict(), "audio_path": str(broken)}])
+    manifest = write_manifest(pd.concat([rows, bad_row], ignore_index=True), tmp_path / "with_broken.csv")
+    result = evaluate(trained_model, manifest)
+    assert result.exit_code == 0, result.output
+    assert f"evaluated {len(rows)} utterances" in result.output
+    assert "skipped 1 utterances" in result.output and str(broken) in result.output
+
+
+def test_truncated_or_foreign_model_file_is_one_clear_line(trained_model, corpus, tmp_path):
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(trained_model.read_bytes()[:1000])
+    result = CliRunner().invoke(main, ["evaluate", "--manifest", f"val:{corpus['val']}", "--model-file", str(truncated)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {truncated}: not a .keras model archive (truncated or another format)"
+
+    foreign = tmp_path / "foreign.keras"
+    with zipfile.ZipFile(foreign, "w") as archive:
+        archive.writestr("config.json", '{"class_name": "Sequential"}')
+    result = CliRunner().invoke(main, ["evaluate", "--manifest", f"val:{corpus['val']}", "--model-file", str(foreign)])
+    assert result.exit_code == 1 and "not a ds2 DS2Model" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_beam_search_with_a_built_lm_and_tuning(trained_model, corpus, tmp_path):
+    lm = tmp_path / "lm.arpa"
+    built = run("lm", "build", lm, "--manifest", corpus["train"], "--order", "2")
+    assert built.exit_code == 0, built.output
+    assert "\\data\\" in lm.read_text() and "\\2-grams:" in lm.read_text()
+    result = evaluate(trained_model, corpus["val"], "--decoder", "beam", "--lm", lm, "--wer")
+    assert result.exit_code == 0, result.output
+    assert f"LM {lm.name}" in result.output
+    tuned = run("lm", "tune", "--manifest", f"val:{corpus['val']}", "--model-file", trained_model, "--lm", lm,
+                "--alphas", "0.5,1", "--betas", "0,1")
+    assert tuned.exit_code == 0, tuned.output
+    assert "[4/4]" in tuned.output and "best: alpha" in tuned.output
+
+
+def test_lm_without_beam_decoder_is_refused(trained_model, corpus, tmp_path):
+    lm = tmp_path / "lm.arpa"
+    shutil.copy(__file__, lm)  # never read: the option combination is refused first
+    result = CliRunner().invoke(main, ["evaluate", "--manifest", f"val:{corpus['val']}", "--model-file",
+                                       str(trained_model), "--lm", str(lm)])
+    assert result.exit_code == 1 and "--lm needs --decoder beam" in result.output
