@@ -41,17 +41,22 @@ def configure_precision(config: DS2Config) -> None:
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
 
 
-def _restore_or_build(request: FitRequest, steps_per_epoch: int) -> DS2Model:
-    """Resume from --model-file, else from the output directory's checkpoint, else build new."""
+def _restore(request: FitRequest) -> DS2Model | None:
+    """The model to resume: --model-file, else the output directory's checkpoint (unless --fresh)."""
     checkpoint = request.output_dir / MODEL_FILENAME
     source = request.model_file or (checkpoint if checkpoint.exists() and not request.fresh else None)
-    if source is not None:
-        model = load_model_file(source)
-        print(f"resuming from {source}: epoch {model.progress['epoch']}, step {model.progress['step']}")
-        return model
-    keras.utils.set_random_seed(request.config.seed)  # the same command builds the same model
-    model = DS2Model(request.config)
-    model.compile(optimizer=make_optimizer(request.config, steps_per_epoch), jit_compile=request.config.jit_compile)
+    if source is None:
+        return None
+    model = load_model_file(source)
+    print(f"resuming from {source}: epoch {model.progress['epoch']}, step {model.progress['step']}")
+    return model
+
+
+def _build(config: DS2Config, steps_per_epoch: int) -> DS2Model:
+    configure_precision(config)
+    keras.utils.set_random_seed(config.seed)  # the same command builds the same model
+    model = DS2Model(config)
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch), jit_compile=config.jit_compile)
     return model
 
 
@@ -70,15 +75,13 @@ def fit(request: FitRequest) -> DS2Model:
         raise DS2Error(f"batch size {request.batch_size} must be a multiple of the {replicas} replicas")
     request.output_dir.mkdir(parents=True, exist_ok=True)
     with strategy.scope():
-        # The data split needs the config, which a resumed model file supplies.
-        probe_config = request.config
-        if request.model_file or ((request.output_dir / MODEL_FILENAME).exists() and not request.fresh):
-            probe_config = load_model_file(request.model_file or request.output_dir, compile=False).ds2_config
-        configure_precision(probe_config)
-        train = load_split(request.train_manifests, probe_config, "train")
+        model = _restore(request)
+        # A resumed model brings its own config; it decides which utterances can train.
+        config = request.config if model is None else model.ds2_config
+        train = load_split(request.train_manifests, config, "train")
         steps = batches_per_epoch(train, request.batch_size)
-        model = _restore_or_build(request, steps)
-    config = model.ds2_config
+        if model is None:
+            model = _build(config, steps)
     if is_chief():
         config.save(request.output_dir / "config.json")
     val = load_split(request.val_manifests, config, "val") if request.val_manifests else None
