@@ -110,9 +110,11 @@ def plan_epoch(durations: np.ndarray, batch_size: int, epoch: int, config: DS2Co
 class AudioLoader:
     """Decodes manifest audio for tf.data map calls, with an optional in-memory cache.
 
-    A file that fails to decode yields no samples instead of stopping the run: it then has no
-    frames, so training counts it as a non-finite loss and evaluation as a skipped utterance.
-    The file and the cause are kept in `failures` and printed once.
+    A file that fails to decode yields one window of silence instead of stopping the run: its
+    transcript cannot fit one frame, so training counts it as a non-finite loss, and evaluation
+    skips it (by `failures`, which names the file and the cause, printed once). Audio shorter
+    than one window is padded to one window, so no utterance ever has zero frames (cuDNN RNNs
+    reject a batch that holds one).
     """
 
     def __init__(self, paths: list[str], config: DS2Config, cache: bool = False):
@@ -130,9 +132,9 @@ class AudioLoader:
             if self.cache is not None:
                 with self._lock:
                     self.cache[index] = samples
-        if self.config.speed_perturb and int(seed[0]) >= 0 and samples.size:
+        if self.config.speed_perturb and int(seed[0]) >= 0:
             samples = augment.speed_perturb(samples, np.random.default_rng(seed.tolist()))
-        return samples
+        return np.pad(samples, (0, max(self.config.window_samples - samples.size, 0)))
 
     def _decode(self, path: str) -> np.ndarray:
         try:
@@ -142,7 +144,7 @@ class AudioLoader:
                 if path not in self.failures:
                     self.failures[path] = error.cause
                     print(f"\nskipping unreadable audio {error}", file=sys.stderr)
-            return np.zeros(0, np.float32)
+            return np.zeros(self.config.window_samples, np.float32)
 
 
 def _pipeline(

@@ -37,22 +37,20 @@ def run_inference(model: DS2Model, utterances: Utterances, batch_size: int, prog
     def forward(inputs, targets):
         logits, lengths = model(inputs, training=False)
         losses = ctc_loss(targets["labels"], targets["label_lengths"], logits, lengths)
-        return tf.nn.log_softmax(logits), lengths, losses, inputs["feature_lengths"]
+        return tf.nn.log_softmax(logits), lengths, losses
 
     bar = keras.utils.Progbar(-(-len(utterances) // batch_size), unit_name="batch") if progress else None
+    paths = utterances.rows["audio_path"].tolist()
     indices, logits, losses = [], [], []
     for batch, (inputs, targets, batch_indices) in enumerate(dataset):
-        log_probs, lengths, batch_losses, feature_lengths = (t.numpy() for t in forward(inputs, targets))
+        log_probs, lengths, batch_losses = (t.numpy() for t in forward(inputs, targets))
         for row, index in enumerate(batch_indices.numpy()):
-            if feature_lengths[row] == 0:  # unreadable or shorter than one analysis window
+            if paths[index] in loader.failures:  # decoded as silence stand-in: not a real result
                 continue
             indices.append(index)
             logits.append(log_probs[row, : lengths[row]])
             losses.append(batch_losses[row])
         if bar is not None:
             bar.update(batch + 1)
-    paths = utterances.rows["audio_path"]
-    failures = dict(loader.failures)
-    skipped = set(range(len(utterances))) - set(indices)
-    failures.update({paths[i]: "shorter than one analysis window" for i in skipped if paths[i] not in failures})
-    return Inference(np.array(indices, dtype=np.int64), logits, np.array(losses, dtype=np.float64), failures)
+    return Inference(np.array(indices, dtype=np.int64), logits, np.array(losses, dtype=np.float64),
+                     dict(loader.failures))
