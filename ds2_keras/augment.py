@@ -1,7 +1,8 @@
 """Training-time augmentation: SpecAugment masks, speed perturbation, additive noise.
 
-Every random draw is seeded from (config.seed, example position), so a resumed fit sees the
-same augmented examples the interrupted one would have.
+Every random draw is seeded from its position in the run (the example's for speed
+perturbation, the batch's first example's for noise and SpecAugment) and a purpose number,
+so a resumed fit sees the same augmented batches the interrupted one would have.
 """
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ from .audio import resample
 from .config import DS2Config
 
 _SPEED_FACTORS = (0.9, 0.95, 1.0, 1.05, 1.1)
+_NOISE, _FREQUENCY_MASK, _TIME_MASK = 1, 2, 3
+
+
+def _seed(position: tf.Tensor, purpose: int, draw: int = 0) -> tf.Tensor:
+    """A stateless seed that no other draw shares: (position, purpose, draw) are all distinct."""
+    return tf.stack([position, tf.constant(1000 * purpose + draw, tf.int64)])
 
 
 def speed_perturb(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -27,22 +34,21 @@ def add_noise(samples: tf.Tensor, lengths: tf.Tensor, snr_db: float, seed: tf.Te
     mask = tf.sequence_mask(lengths, tf.shape(samples)[1], dtype=samples.dtype)
     count = tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
     power = tf.reduce_sum(tf.square(samples) * mask, axis=1, keepdims=True) / count
-    seeds = tf.stack([seed, tf.constant(7, tf.int64)])
-    snr = tf.random.stateless_uniform([tf.shape(samples)[0], 1], seeds, snr_db, snr_db + 10.0)
-    noise = tf.random.stateless_normal(tf.shape(samples), seeds + 1)
+    snr = tf.random.stateless_uniform([tf.shape(samples)[0], 1], _seed(seed, _NOISE, 0), snr_db, snr_db + 10.0)
+    noise = tf.random.stateless_normal(tf.shape(samples), _seed(seed, _NOISE, 1))
     return samples + noise * tf.sqrt(power / tf.pow(10.0, snr / 10.0)) * mask
 
 
-def _band_masks(size: tf.Tensor, limit: tf.Tensor, count: int, width: int, seed: tf.Tensor) -> tf.Tensor:
+def _band_masks(size: tf.Tensor, limit: tf.Tensor, count: int, width: int, seed: tf.Tensor, purpose: int) -> tf.Tensor:
     """[batch, size] float mask with `count` random bands of up to `width` zeroed below `limit`."""
     batch = tf.shape(limit)[0]
     keep = tf.ones([batch, size])
     positions = tf.range(size)[None, :]
     for index in range(count):
-        seeds = tf.stack([seed, tf.constant(index + 100, tf.int64)])
-        widths = tf.random.stateless_uniform([batch], seeds, 0, width + 1, dtype=tf.int32)
+        widths = tf.random.stateless_uniform([batch], _seed(seed, purpose, 2 * index), 0, width + 1, dtype=tf.int32)
         widths = tf.minimum(widths, limit)
-        starts = tf.random.stateless_uniform([batch], seeds + 1, 0, 2**30, dtype=tf.int32) % tf.maximum(limit - widths + 1, 1)
+        starts = tf.random.stateless_uniform([batch], _seed(seed, purpose, 2 * index + 1), 0, 2**30, dtype=tf.int32)
+        starts = starts % tf.maximum(limit - widths + 1, 1)
         band = (positions >= starts[:, None]) & (positions < (starts + widths)[:, None])
         keep *= 1.0 - tf.cast(band, tf.float32)
     return keep
@@ -52,6 +58,6 @@ def spec_augment(features: tf.Tensor, frame_lengths: tf.Tensor, config: DS2Confi
     """SpecAugment (Park et al. 2019) frequency and time masks, without time warping."""
     frames, bins = tf.shape(features)[1], tf.shape(features)[2]
     batch_bins = tf.fill([tf.shape(features)[0]], bins)
-    freq_keep = _band_masks(bins, batch_bins, config.freq_masks, config.freq_mask_width, seed)
-    time_keep = _band_masks(frames, frame_lengths, config.time_masks, config.time_mask_width, seed + 1)
+    freq_keep = _band_masks(bins, batch_bins, config.freq_masks, config.freq_mask_width, seed, _FREQUENCY_MASK)
+    time_keep = _band_masks(frames, frame_lengths, config.time_masks, config.time_mask_width, seed, _TIME_MASK)
     return features * freq_keep[:, None, :] * time_keep[:, :, None]

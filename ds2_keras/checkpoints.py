@@ -16,6 +16,7 @@ from .distribute import is_chief
 from .errors import DS2Error
 from .fileio import atomic_path, atomic_write_text
 from .model import DS2Model
+from .optim import EpochDecay  # noqa: F401 - registers the schedule compiled model files name
 
 MODEL_FILENAME = "model.keras"
 
@@ -71,7 +72,8 @@ class Checkpointer(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.step_offset + batch + 1
-        if self.every_steps and step % self.every_steps == 0 and _finite(logs):
+        last_of_epoch = batch + 1 == self.params["steps"]  # the epoch-end save, after validation, covers it
+        if self.every_steps and step % self.every_steps == 0 and not last_of_epoch and _finite(logs):
             self.model.progress = {**self.model.progress, "epoch": self.epoch, "step": step}
             self._save()
 
@@ -84,7 +86,7 @@ class Checkpointer(keras.callbacks.Callback):
         history = dict(self.model.progress.get("history", {}))
         for name, value in (logs or {}).items():
             history.setdefault(name, []).append(float(value))
-        self.model.progress = {"epoch": epoch + 1, "step": 0, "history": history}
+        self.model.progress = {**self.model.progress, "epoch": epoch + 1, "step": 0, "history": history}
         self._save()
 
     def _save(self) -> None:

@@ -94,24 +94,56 @@ class DS2Config:
         return DS2Config.from_dict({**self.to_dict(), **changes})
 
     def with_overrides(self, assignments: list[str]) -> "DS2Config":
-        """Apply CLI `field=value` strings; values are parsed as JSON where possible."""
+        """Apply CLI `field=value` strings, each parsed as its field's declared type."""
+        hints = typing.get_type_hints(DS2Config)
         changes = {}
         for assignment in assignments:
-            name, sep, raw = assignment.partition("=")
+            name, sep, raw = (part.strip() for part in assignment.partition("="))
             if not sep:
                 raise ValueError(f"expected field=value, got {assignment!r}")
-            try:
-                changes[name.strip()] = json.loads(raw)
-            except json.JSONDecodeError:
-                changes[name.strip()] = raw
+            if name not in hints:
+                raise ValueError(f"unknown config field {name!r}")
+            changes[name] = _parse(name, hints[name], raw)
         return self.replace(**changes)
 
     def save(self, path: str | Path) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
-    @classmethod
-    def load(cls, path: str | Path) -> "DS2Config":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+    def __post_init__(self) -> None:
+        """Reject settings the model or pipeline cannot honour, before anything is built."""
+        choices = {"feature_type": ("linear", "mel"), "rnn_type": ("gru", "lstm"), "optimizer": ("adam", "sgd")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        if not len(self.conv_filters) == len(self.conv_kernels) == len(self.conv_strides) >= 1:
+            raise ValueError("conv_filters, conv_kernels and conv_strides need one entry per convolution (at least one)")
+        positive = ("sample_rate", "window_ms", "hop_ms", "mel_bins", "rnn_layers", "rnn_units", "learning_rate",
+                    "max_duration")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
+        if any(value <= 0 for pair in self.conv_kernels + self.conv_strides for value in pair):
+            raise ValueError("conv kernels and strides must be positive")
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _parse(name: str, hint, raw: str):
+    """One CLI value as the field's type: `spec_augment=False` must really switch it off."""
+    try:
+        if hint is bool:
+            if raw.lower() not in _TRUE + _FALSE:
+                raise ValueError
+            return raw.lower() in _TRUE
+        if hint in (int, float):
+            return hint(raw)
+        if hint is str:
+            return raw
+        return _coerce(hint, json.loads(raw))
+    except (ValueError, json.JSONDecodeError):
+        kind = getattr(hint, "__name__", str(hint))
+        raise ValueError(f"{name}={raw!r} is not a valid {kind}") from None
 
 
 def _coerce(hint, value):

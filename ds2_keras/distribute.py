@@ -12,15 +12,23 @@ import os
 import tensorflow as tf
 
 
+def _tf_config() -> dict:
+    return json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+
+
 def cluster_workers() -> int:
-    spec = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    return len(spec.get("cluster", {}).get("worker", []))
+    """Hosts taking part in training: the chief (if named apart) and the workers."""
+    cluster = _tf_config().get("cluster", {})
+    return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
 
 
 def is_chief() -> bool:
-    """Only the chief writes checkpoints and logs in a multi-worker run."""
-    task = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("task", {})
-    return task.get("type", "worker") in ("chief", "worker") and int(task.get("index", 0)) == 0
+    """Only the chief writes checkpoints and logs: the `chief` task, else worker 0."""
+    spec = _tf_config()
+    task = spec.get("task", {})
+    if spec.get("cluster", {}).get("chief"):
+        return task.get("type") == "chief"
+    return int(task.get("index", 0)) == 0
 
 
 def choose_strategy() -> tf.distribute.Strategy:

@@ -25,7 +25,10 @@ class TimeMask(layers.Layer):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.supports_masking = True  # pass an RNN's mask on, so the next BatchNorm ignores padding
+        self.supports_masking = True  # accept a Keras mask without warning...
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # ...and end it: explicit lengths carry the mask from here on
 
     def call(self, inputs, lengths):
         mask = ops.arange(ops.shape(inputs)[1])[None, :] < ops.expand_dims(lengths, 1)
@@ -37,10 +40,17 @@ class TimeMask(layers.Layer):
 
 @keras.saving.register_keras_serializable(_PACKAGE)
 class FrameMask(layers.Layer):
-    """Boolean [batch, frames] mask for the recurrent layers."""
+    """Boolean mask of the real frames, shaped like `inputs` without its channel axis.
+
+    [batch, frames] for the recurrent layers, [batch, frames, bins] for batch norm after a
+    convolution, so that statistics are computed over real frames only.
+    """
 
     def call(self, inputs, lengths):
-        return ops.arange(ops.shape(inputs)[1])[None, :] < ops.expand_dims(lengths, 1)
+        mask = ops.arange(ops.shape(inputs)[1])[None, :] < ops.expand_dims(lengths, 1)
+        if len(inputs.shape) == 4:
+            mask = ops.broadcast_to(ops.expand_dims(mask, -1), ops.shape(inputs)[:3])
+        return mask
 
 
 @keras.saving.register_keras_serializable(_PACKAGE)
@@ -78,9 +88,10 @@ def _conv_block(x, lengths, config: DS2Config, index: int):
     x = layers.ZeroPadding2D(((kernel_t // 2, kernel_t // 2), (kernel_f // 2, kernel_f // 2)), name=f"conv{index}_pad")(x)
     x = layers.Conv2D(config.conv_filters[index], (kernel_t, kernel_f), strides=(stride_t, stride_f),
                       padding="valid", use_bias=False, name=f"conv{index}")(x)
-    x = BatchNormalization(momentum=config.batchnorm_momentum, name=f"conv{index}_bn")(x)
-    x = layers.ReLU(max_value=config.relu_clip, name=f"conv{index}_relu")(x)
     lengths = StridedLengths(stride_t, name=f"conv{index}_lengths")(lengths)
+    frames = FrameMask(name=f"conv{index}_frames")(x, lengths)
+    x = BatchNormalization(momentum=config.batchnorm_momentum, name=f"conv{index}_bn")(x, mask=frames)
+    x = layers.ReLU(max_value=config.relu_clip, name=f"conv{index}_relu")(x)
     return TimeMask(name=f"conv{index}_mask")(x, lengths), lengths
 
 

@@ -13,7 +13,7 @@ import keras
 
 from .checkpoints import MODEL_FILENAME, Checkpointer, load_model_file
 from .config import DS2Config
-from .data import Utterances, batches_per_epoch, select_utterances, training_dataset
+from .data import Utterances, batches_per_epoch, evaluation_utterances, select_utterances, training_dataset
 from .distribute import choose_strategy, is_chief
 from .errors import DS2Error
 from .manifest import read_manifests
@@ -42,14 +42,26 @@ def configure_precision(config: DS2Config) -> None:
 
 
 def _restore(request: FitRequest) -> DS2Model | None:
-    """The model to resume: --model-file, else the output directory's checkpoint (unless --fresh)."""
+    """The model to resume: the output directory's own checkpoint (newest: a restarted command must
+    not fall back to --model-file), else --model-file; --fresh ignores the output directory."""
     checkpoint = request.output_dir / MODEL_FILENAME
-    source = request.model_file or (checkpoint if checkpoint.exists() and not request.fresh else None)
+    source = checkpoint if checkpoint.exists() and not request.fresh else request.model_file
     if source is None:
         return None
     model = load_model_file(source)
-    print(f"resuming from {source}: epoch {model.progress['epoch']}, step {model.progress['step']}")
+    print(f"resuming from {source}: epoch {model.progress['epoch']}, step {model.progress['step']} "
+          f"(with the config saved in it; --preset/--set apply to new models only)")
     return model
+
+
+def _check_resumable(model: DS2Model, batch_size: int, steps: int) -> None:
+    """Mid-epoch resume replays the epoch's batch plan, which depends on batch size and data."""
+    progress = model.progress
+    saved = progress.get("batch_size"), progress.get("steps_per_epoch")
+    if progress["step"] and saved != (batch_size, steps):
+        raise DS2Error(f"cannot resume mid-epoch {progress['epoch'] + 1} (step {progress['step']}): it was planned "
+                       f"with batch size {saved[0]} and {saved[1]} batches per epoch, now {batch_size} and {steps}; "
+                       "use the same -z and manifests, or --fresh")
 
 
 def _build(config: DS2Config, steps_per_epoch: int) -> DS2Model:
@@ -82,9 +94,14 @@ def fit(request: FitRequest) -> DS2Model:
         steps = batches_per_epoch(train, request.batch_size)
         if model is None:
             model = _build(config, steps)
+        _check_resumable(model, request.batch_size, steps)
+        model.progress = {**model.progress, "batch_size": request.batch_size, "steps_per_epoch": steps}
     if is_chief():
         config.save(request.output_dir / "config.json")
-    val = load_split(request.val_manifests, config, "val") if request.val_manifests else None
+    # Validation scores every row, as `ds2 evaluate` does, so the two figures agree.
+    val = evaluation_utterances(read_manifests(request.val_manifests)) if request.val_manifests else None
+    if val is not None:
+        print(val.report("val"))
     epoch, step = model.progress["epoch"], model.progress["step"]
     if epoch >= request.epochs:
         print(f"model already trained for {epoch} epochs (asked for {request.epochs}); nothing to do")

@@ -25,7 +25,8 @@ from conftest import TRAINED_BATCH_SIZE
 from corpus_fixtures import write_garbage
 from ds2_keras.alphabet import encode
 from ds2_keras.benchmark import bench_command
-from ds2_keras.checkpoints import MODEL_FILENAME, load_model_file
+from ds2_keras.checkpoints import MODEL_FILENAME, load_model_file, save_model_file
+from ds2_keras.cli import main
 from ds2_keras.config import preset
 from ds2_keras.data import Utterances, batches_per_epoch, output_frames, select_utterances, training_dataset
 from ds2_keras.decoding import greedy_decode_utterances
@@ -171,3 +172,15 @@ def test_bench_prints_every_figure(corpus):
         figures[name] = float(match.group(1).replace(",", ""))
     assert all(value > 0 for value in figures.values()), figures
     assert figures["parameters"] == DS2Model(TINY).count_params()
+
+
+def test_mid_epoch_resume_with_another_batch_size_is_refused(trained_model, corpus, tmp_path):
+    model = load_model_file(trained_model)
+    model.progress = {**model.progress, "step": 2}  # as if killed two batches into the next epoch
+    output = tmp_path / "run"
+    save_model_file(model, output / MODEL_FILENAME)
+    args = ["fit", "--manifest", f"train:{corpus['train']}", "-e", "5", "-s", str(output)]
+    result = CliRunner().invoke(main, args + ["-z", str(TRAINED_BATCH_SIZE * 2)])
+    assert result.exit_code == 1, result.output
+    assert "cannot resume mid-epoch" in result.output and "use the same -z" in result.output
+    assert "Traceback" not in result.output
