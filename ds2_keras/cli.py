@@ -55,8 +55,8 @@ model_file_option = click.option(
 
 @main.command()
 @manifest_option
-@click.option("-e", "--epochs", type=int, required=True, help="Total epochs to reach (a resumed run continues to this).")
-@click.option("-z", "--batch-size", "--batch_size", "batch_size", type=int, default=32, show_default=True)
+@click.option("-e", "--epochs", type=click.IntRange(min=1), required=True, help="Total epochs to reach (a resumed run continues to this).")
+@click.option("-z", "--batch-size", "--batch_size", "batch_size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("-s", "--save-path", "--save_path", "save_path", type=click.Path(path_type=Path), required=True,
               help="Output directory: model.keras, config.json, history.json, TensorBoard logs.")
 @model_file_option
@@ -64,8 +64,8 @@ model_file_option = click.option(
 @click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Override a config field (repeatable).")
 @click.option("--fresh", is_flag=True, help="Start over even if SAVE_PATH holds a checkpoint.")
 @click.option("--cache", is_flag=True, help="Keep decoded audio in memory after the first epoch.")
-@click.option("--save-every", type=int, default=200, show_default=True, help="Checkpoint every N batches (0: epoch ends only).")
-@click.option("--cpu-replicas", type=int, default=0, help="Split the CPU into N logical devices for MirroredStrategy.")
+@click.option("--save-every", type=click.IntRange(min=0), default=200, show_default=True, help="Checkpoint every N batches (0: epoch ends only).")
+@click.option("--cpu-replicas", type=click.IntRange(min=0), default=0, help="Split the CPU into N logical devices for MirroredStrategy.")
 def fit(manifests, epochs, batch_size, save_path, model_file, preset, overrides, fresh, cache, save_every, cpu_replicas):
     """Train (or resume training) a DS2 model with CTC loss."""
     from .config import preset as load_preset
@@ -90,6 +90,13 @@ def fit(manifests, epochs, batch_size, save_path, model_file, preset, overrides,
         run_fit(request)
 
 
+def parse_floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(value) for value in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=option) from None
+
+
 @contextlib.contextmanager
 def clear_errors() -> Iterator[None]:
     """Turn our own well-worded errors into one-line CLI errors instead of tracebacks."""
@@ -106,7 +113,7 @@ decoder_options = [
     click.option("--lm", "lm_path", type=click.Path(path_type=Path), help="ARPA (.arpa, .arpa.gz) or KenLM binary LM."),
     click.option("--vocabulary", "vocabulary_path", type=click.Path(path_type=Path),
                  help="Word list for a binary KenLM (an ARPA lists its own words)."),
-    click.option("--beam-width", type=int, default=64, show_default=True),
+    click.option("--beam-width", type=click.IntRange(min=1), default=64, show_default=True),
 ]
 
 
@@ -126,7 +133,7 @@ def with_options(options):
               help="Write predictions beside ground truth: pickle (as neon), or .json / .csv.")
 @click.option("--pooling", type=click.Choice(["pooled", "mean"]), default="pooled", show_default=True,
               help="pooled: total edits / total reference length (standard); mean: per-utterance average (neon).")
-@click.option("-z", "--batch-size", "--batch_size", "batch_size", type=int, default=16, show_default=True)
+@click.option("-z", "--batch-size", "--batch_size", "batch_size", type=click.IntRange(min=1), default=16, show_default=True)
 @with_options(decoder_options)
 @click.option("--alpha", type=float, default=0.5, show_default=True, help="LM weight.")
 @click.option("--beta", type=float, default=1.0, show_default=True, help="Word insertion bonus.")
@@ -166,7 +173,7 @@ def lm():
               help="Plain text, one sentence per line (normalized like transcripts).")
 @click.option("--manifest", "manifest_files", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Use a manifest's transcripts.")
-@click.option("--order", type=int, default=3, show_default=True)
+@click.option("--order", type=click.IntRange(min=2), default=3, show_default=True)
 def lm_build(output, text_files, manifest_files, order):
     """Write an ARPA n-gram LM (modified Kneser-Ney) from text files and/or manifests."""
     from .lm import build_arpa, manifest_corpus, read_text_corpus
@@ -191,8 +198,8 @@ def lm_build(output, text_files, manifest_files, order):
 @click.option("--vocabulary", "vocabulary_path", type=click.Path(path_type=Path))
 @click.option("--alphas", default="0.25,0.5,0.75,1.0,1.5", show_default=True)
 @click.option("--betas", default="0,0.5,1,2,3", show_default=True)
-@click.option("--beam-width", type=int, default=64, show_default=True)
-@click.option("-z", "--batch-size", "batch_size", type=int, default=16, show_default=True)
+@click.option("--beam-width", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("-z", "--batch-size", "batch_size", type=click.IntRange(min=1), default=16, show_default=True)
 def lm_tune(manifests, model_file, lm_path, vocabulary_path, alphas, betas, beam_width, batch_size):
     """Grid-search alpha (LM weight) and beta (word bonus) for the lowest WER on a val manifest."""
     from .evaluate import infer_manifests
@@ -201,9 +208,9 @@ def lm_tune(manifests, model_file, lm_path, vocabulary_path, alphas, betas, beam
     if model_file is None:
         raise click.UsageError("lm tune needs --model-file")
     paths = [path for group in parse_manifests(manifests).values() for path in group]
+    alpha_values, beta_values = parse_floats(alphas, "--alphas"), parse_floats(betas, "--betas")
     with clear_errors():
         utterances, inference = infer_manifests(model_file, paths, batch_size)
         references = utterances.rows["text"].to_numpy()[inference.indices].tolist()
         grid_search(inference.logits, [len(l) for l in inference.logits], references, lm_path,
-                    [float(a) for a in alphas.split(",")], [float(b) for b in betas.split(",")], beam_width,
-                    vocabulary_path=vocabulary_path)
+                    alpha_values, beta_values, beam_width, vocabulary_path=vocabulary_path)

@@ -21,6 +21,7 @@ from flashlight.lib.text.dictionary import Dictionary
 from scipy.special import log_softmax
 
 from .alphabet import BLANK_INDEX, CHARACTERS, SYMBOLS, decode
+from .errors import LanguageModelError
 
 SPACE_INDEX = SYMBOLS.index(" ")
 _UNKNOWN = "<unk>"  # the word KenLM maps every out-of-vocabulary word to
@@ -86,7 +87,7 @@ def read_lm_vocabulary(lm_path: Path, vocabulary_path: Path | None = None) -> li
     with open(lm_path, "rb") as handle:
         head = handle.read(len(_KENLM_BINARY_MAGIC))
     if head == _KENLM_BINARY_MAGIC:
-        raise ValueError(f"{lm_path}: a KenLM binary does not list its words; pass a vocabulary file too")
+        raise LanguageModelError(f"{lm_path}: a KenLM binary does not list its words; pass a vocabulary file too")
     opener = gzip.open if head[:2] == b"\x1f\x8b" else open
     words, inside = [], False
     with opener(lm_path, "rt", encoding="utf-8", errors="replace") as arpa:
@@ -98,7 +99,7 @@ def read_lm_vocabulary(lm_path: Path, vocabulary_path: Path | None = None) -> li
                 return words
             elif inside:
                 words.append(line.split()[1])
-    raise ValueError(f"{lm_path}: not an ARPA file (no complete \\1-grams: section)")
+    raise LanguageModelError(f"{lm_path}: not an ARPA file (no complete \\1-grams: section)")
 
 
 class BeamSearchDecoder:
@@ -124,16 +125,16 @@ class BeamSearchDecoder:
 
     def _load_lm(self, vocabulary_path: Path | None) -> None:
         if not self.lm_path.is_file():
-            raise FileNotFoundError(f"{self.lm_path}: language model not found")
+            raise LanguageModelError(f"{self.lm_path}: language model not found")
         words = [w for w in dict.fromkeys(read_lm_vocabulary(self.lm_path, vocabulary_path))
                  if set(w.lower()) <= _SPELLABLE]
         if not words:
-            raise ValueError(f"{self.lm_path}: no LM word can be spelled with the alphabet {CHARACTERS!r}")
+            raise LanguageModelError(f"{self.lm_path}: no LM word can be spelled with the alphabet {CHARACTERS!r}")
         self._words = [word.lower() for word in words] + [_UNKNOWN]
         try:
             self._lm = KenLM(str(self.lm_path), Dictionary(words + [_UNKNOWN]))
         except RuntimeError as error:
-            raise ValueError(f"{self.lm_path}: KenLM cannot load it ({error})") from None
+            raise LanguageModelError(f"{self.lm_path}: KenLM cannot load it ({error})") from None
         # Every spelling ends in a space, so a word counts only once the model has said it whole.
         self._trie = fl.Trie(len(SYMBOLS), SPACE_INDEX)
         start = self._lm.start(False)

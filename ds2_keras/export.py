@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .errors import DS2Error
 from .transcribe import generic_rnn_kernels, recognizer
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from .model import DS2Model
 
 
-class ExportError(Exception):
+class ExportError(DS2Error):
     """An export could not be written; the message names the directory and the cause."""
 
 

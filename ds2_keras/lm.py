@@ -17,6 +17,7 @@ import pandas as pd
 
 from .alphabet import UnmappableTextError, normalize_text
 from .decoding import BeamSearchDecoder
+from .errors import LanguageModelError
 from .fileio import atomic_path
 from .manifest import read_manifests
 from .metrics import cer, wer
@@ -33,7 +34,7 @@ def read_text_corpus(path: str | Path) -> tuple[list[str], int]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise OSError(f"{path}: cannot read LM corpus ({error})") from None
+        raise LanguageModelError(f"{path}: cannot read LM corpus ({error})") from None
     sentences, skipped = [], 0
     for line in lines:
         try:
@@ -84,7 +85,7 @@ def _count_ngrams(sentences: list[list[int]], vocabulary_size: int, order: int) 
     for n in range(2, order + 1):
         starts = np.flatnonzero(sentence_of[: len(stream) - n + 1] == sentence_of[n - 1:])
         if not len(starts):
-            raise ValueError(f"no sentence is long enough for {n}-grams; lower the order")
+            raise LanguageModelError(f"no sentence is long enough for {n}-grams; lower the order")
         keys = position_index[starts] * vocabulary_size + stream[starts + n - 1]
         unique, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True,
                                                    return_counts=True)
@@ -141,11 +142,11 @@ def build_arpa(sentences: Iterable[str], path: str | Path, order: int = 3) -> Pa
     distribution, as in KenLM.
     """
     if order < 2:
-        raise ValueError(f"LM order must be at least 2 (KenLM loads no unigram models), not {order}")
+        raise LanguageModelError(f"LM order must be at least 2 (KenLM loads no unigram models), not {order}")
     split = [s.split() for s in sentences]
     split = [words for words in split if words]
     if not split:
-        raise ValueError("no sentences to build a language model from")
+        raise LanguageModelError("no sentences to build a language model from")
     vocabulary = [SENTENCE_START, SENTENCE_END, UNKNOWN] + sorted({w for words in split for w in words}
                                                                    - {SENTENCE_START, SENTENCE_END, UNKNOWN})
     ids = {word: i for i, word in enumerate(vocabulary)}

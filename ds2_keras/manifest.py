@@ -42,7 +42,10 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ManifestError(f"{path}: not a UTF-8 text manifest ({error.reason} at byte {error.start})") from None
     lines = [line for line in lines if line.strip()]
     if not lines:
         raise ManifestError(f"{path}: manifest is empty")
@@ -68,7 +71,16 @@ def _read_ds2_csv(path: Path, lines: list[str]) -> pd.DataFrame:
     bad = frame.index[frame["duration"].isna()]
     if len(bad):
         raise ManifestError(f"{path}: line {bad[0] + 2}: duration is not a number")
+    frame["text"] = [_normalized(path, line, text) for line, text in enumerate(frame["text"], start=2)]
     return frame[COLUMNS].reset_index(drop=True)
+
+
+def _normalized(path: Path, line: int, text: str) -> str:
+    """Text as the alphabet needs it: hand-edited rows ("Hello, 3 cats") are normalized here."""
+    try:
+        return normalize_text(text)
+    except UnmappableTextError as error:
+        raise ManifestError(f"{path}: line {line}: {error}") from None
 
 
 def _from_path_pairs(path: Path, pairs: list[list[str]]) -> pd.DataFrame:

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from ds2_keras.alphabet import BLANK_INDEX, SYMBOLS
+from ds2_keras.errors import LanguageModelError
 from ds2_keras.decoding import BeamSearchDecoder, greedy_decode, greedy_decode_tf, read_lm_vocabulary
 from ds2_keras.lm import build_arpa, grid_search
 
@@ -125,7 +126,7 @@ def test_lm_words_are_matched_lower_case_and_gzipped_arpa_loads(tmp_path):
 
 
 def test_lm_problems_name_the_file(tmp_path, arpa):
-    with pytest.raises(FileNotFoundError, match="missing.arpa"):
+    with pytest.raises(LanguageModelError, match="missing.arpa"):
         BeamSearchDecoder(tmp_path / "missing.arpa")
     binary = tmp_path / "model.binary"
     binary.write_bytes(b"mmap lm http://kheafield.com/code format version 5\n")

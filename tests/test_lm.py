@@ -4,6 +4,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from ds2_keras.errors import LanguageModelError
 from ds2_keras.lm import FALLBACK_DISCOUNTS, _discounts, build_arpa, manifest_corpus, read_text_corpus
 
 
@@ -131,7 +132,7 @@ def test_text_corpus_is_normalized_and_unmappable_lines_are_counted(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("Hello, World!\n\n  The 2 cats.\n日本語\n", encoding="utf-8")
     assert read_text_corpus(corpus) == (["hello world", "the two cats"], 1)
-    with pytest.raises(OSError, match="missing.txt: cannot read LM corpus"):
+    with pytest.raises(LanguageModelError, match="missing.txt: cannot read LM corpus"):
         read_text_corpus(tmp_path / "missing.txt")
 
 

@@ -109,3 +109,20 @@ def test_malformed_seed_manifests_name_the_row(tmp_path):
     missing_audio.write_text("".join(f"{audio},{text}\n" for audio, text, _ in files))
     with pytest.raises(ManifestError, match=f"missing.csv: row 2: {files[1][0]}: file not found"):
         read_manifest(missing_audio)
+
+
+def test_hand_edited_text_is_normalized_and_unmappable_text_named(tmp_path):
+    edited = tmp_path / "edited.csv"
+    edited.write_text(",".join(COLUMNS) + '\n/a.flac,/a.txt,"Hello, 3 Cats!",1.0\n')
+    assert read_manifest(edited)["text"].tolist() == ["hello three cats"]
+    foreign = tmp_path / "foreign.csv"
+    foreign.write_text(",".join(COLUMNS) + "\n/a.flac,/a.txt,ok,1.0\n/b.flac,/b.txt,日本,1.0\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match="foreign.csv: line 3: characters outside the alphabet"):
+        read_manifest(foreign)
+
+
+def test_binary_file_is_not_a_manifest(tmp_path):
+    binary = tmp_path / "audio.flac"
+    binary.write_bytes(b"fLaC\x00\x00\x00\x22\xff\xfe\x80")
+    with pytest.raises(ManifestError, match="audio.flac: not a UTF-8 text manifest"):
+        read_manifest(binary)
