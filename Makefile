@@ -43,7 +43,7 @@ demo: setup
 	echo "== 6/6 transcribe a test utterance"; \
 	ds2 transcribe --model-file $(DEMO)/model/model.keras $$(sed -n 2p $(DEMO)/corpus/test.csv | cut -d, -f1); \
 	echo; echo "artefacts in $(DEMO)/: corpus/ (audio, manifests), model/ (model.keras, config.json,"; \
-	echo "  history.json, TensorBoard logs/), lm.arpa, test-predictions.csv, plots/, serving/ (SavedModel)"; \
+	echo "  best.keras, history.json, TensorBoard logs/), lm.arpa, test-predictions.csv, plots/, serving/ (SavedModel)"; \
 	echo "demo took $$(( $$(date +%s) - start )) s"
 
 clean-demo:

@@ -19,6 +19,7 @@ from .model import DS2Model
 from .optim import EpochDecay  # noqa: F401 - registers the schedule compiled model files name
 
 MODEL_FILENAME = "model.keras"
+BEST_FILENAME = "best.keras"  # the epoch with the lowest validation CER so far
 
 
 class ModelFileError(DS2Error):
@@ -54,7 +55,8 @@ def load_model_file(path: str | Path, compile: bool = True) -> DS2Model:
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """Saves the model file every `every_steps` batches and at each epoch end, with progress.
+    """Saves the model file every `every_steps` batches and at each epoch end, with progress,
+    and best.keras whenever the epoch's validation CER is the lowest so far.
 
     `step_offset` is the number of batches of the current epoch already done before this fit
     call (a resumed partial epoch), so the saved step always counts from the epoch's start.
@@ -88,6 +90,9 @@ class Checkpointer(keras.callbacks.Callback):
             history.setdefault(name, []).append(float(value))
         self.model.progress = {**self.model.progress, "epoch": epoch + 1, "step": 0, "history": history}
         self._save()
+        cer = history.get("val_cer", [])
+        if cer and cer[-1] <= min(cer) and is_chief():
+            save_model_file(self.model, self.path.with_name(BEST_FILENAME))
 
     def _save(self) -> None:
         if is_chief():

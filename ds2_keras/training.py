@@ -58,7 +58,7 @@ def _check_resumable(model: DS2Model, batch_size: int, steps: int) -> None:
     """Mid-epoch resume replays the epoch's batch plan, which depends on batch size and data."""
     progress = model.progress
     saved = progress.get("batch_size"), progress.get("steps_per_epoch")
-    if progress["step"] and saved != (batch_size, steps):
+    if progress["step"] and None not in saved and saved != (batch_size, steps):
         raise DS2Error(f"cannot resume mid-epoch {progress['epoch'] + 1} (step {progress['step']}): it was planned "
                        f"with batch size {saved[0]} and {saved[1]} batches per epoch, now {batch_size} and {steps}; "
                        "use the same -z and manifests, or --fresh")

@@ -25,7 +25,7 @@ from conftest import TRAINED_BATCH_SIZE
 from corpus_fixtures import write_garbage
 from ds2_keras.alphabet import encode
 from ds2_keras.benchmark import bench_command
-from ds2_keras.checkpoints import MODEL_FILENAME, load_model_file, save_model_file
+from ds2_keras.checkpoints import BEST_FILENAME, MODEL_FILENAME, load_model_file, save_model_file
 from ds2_keras.cli import main
 from ds2_keras.config import preset
 from ds2_keras.data import Utterances, batches_per_epoch, output_frames, select_utterances, training_dataset
@@ -152,6 +152,10 @@ def test_fit_with_a_val_manifest_records_val_loss_and_cer(trained_model, corpus,
                            tmp_path, before.ds2_config, model_file=trained_model, save_every_steps=0, verbose=0))
     history = model.progress["history"]
     assert np.isfinite(history["val_loss"][-1]) and 0.0 <= history["val_cer"][-1]
+    # The first validated epoch is the best so far, so best.keras holds it.
+    best = load_model_file(tmp_path / BEST_FILENAME, compile=False)
+    assert best.progress["epoch"] == model.progress["epoch"]
+    assert best.progress["history"]["val_cer"] == history["val_cer"]
 
 
 def test_bench_prints_every_figure(corpus):
