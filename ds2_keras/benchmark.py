@@ -23,7 +23,6 @@ from .config import DS2Config
 
 if TYPE_CHECKING:
     from .data import Utterances
-    from .model import DS2Model
 
 
 @dataclass
@@ -77,18 +76,6 @@ def _batch_seconds(utterances: Utterances, config: DS2Config, batch_size: int, e
     return utterances.durations[np.concatenate(plans)].sum(axis=1)
 
 
-def _build(config: DS2Config, model_file: Path | None, steps_per_epoch: int) -> DS2Model:
-    from .checkpoints import load_model_file
-    from .model import DS2Model
-    from .optim import make_optimizer
-
-    if model_file is not None:
-        return load_model_file(model_file)
-    model = DS2Model(config)
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch), jit_compile=config.jit_compile)
-    return model
-
-
 def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: int, warmup: int,
               model_file: Path | None = None) -> Figures:
     """Time the pipeline alone and `warmup + steps` training batches (the last `steps` count), then inference."""
@@ -99,13 +86,14 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
     from .distribute import choose_strategy
     from .errors import DS2Error
     from .inference import run_inference
-    from .training import configure_precision, load_split
+    from .training import build_model_for_training, configure_precision, load_split
 
     strategy = choose_strategy()
     if batch_size % strategy.num_replicas_in_sync:
         raise DS2Error(f"batch size {batch_size} must be a multiple of the {strategy.num_replicas_in_sync} replicas")
-    if model_file is not None:
-        config = load_model_file(model_file, compile=False).ds2_config
+    with strategy.scope():
+        loaded = load_model_file(model_file) if model_file is not None else None
+    config = loaded.ds2_config if loaded is not None else config
     configure_precision(config)
     utterances = load_split(manifests, config, "bench")
     per_epoch = batches_per_epoch(utterances, batch_size)
@@ -121,7 +109,7 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
     pipeline_rate = float(seconds.sum()) / (time.perf_counter() - started)
 
     with strategy.scope():
-        model = _build(config, model_file, per_epoch)
+        model = loaded if loaded is not None else build_model_for_training(config, per_epoch)
     clock = _step_clock()
     model.fit(training_dataset(utterances, config, batch_size, epochs).take(total), epochs=1, steps_per_epoch=total,
               callbacks=[clock], verbose=0, shuffle=False)

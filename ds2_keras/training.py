@@ -64,9 +64,10 @@ def _check_resumable(model: DS2Model, batch_size: int, steps: int) -> None:
                        "use the same -z and manifests, or --fresh")
 
 
-def _build(config: DS2Config, steps_per_epoch: int) -> DS2Model:
+def build_model_for_training(config: DS2Config, steps_per_epoch: int) -> DS2Model:
+    """A new compiled model, seeded from the config so the same command builds the same model."""
     configure_precision(config)
-    keras.utils.set_random_seed(config.seed)  # the same command builds the same model
+    keras.utils.set_random_seed(config.seed)
     model = DS2Model(config)
     model.compile(optimizer=make_optimizer(config, steps_per_epoch), jit_compile=config.jit_compile)
     return model
@@ -93,7 +94,7 @@ def fit(request: FitRequest) -> DS2Model:
         train = load_split(request.train_manifests, config, "train")
         steps = batches_per_epoch(train, request.batch_size)
         if model is None:
-            model = _build(config, steps)
+            model = build_model_for_training(config, steps)
         _check_resumable(model, request.batch_size, steps)
         model.progress = {**model.progress, "batch_size": request.batch_size, "steps_per_epoch": steps}
     if is_chief():
