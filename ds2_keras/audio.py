@@ -12,18 +12,13 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from .errors import DS2Error
+from .errors import FileError
 
 SAMPLE_RATE = 16000
 
 
-class AudioError(DS2Error):
+class AudioError(FileError):
     """An audio file could not be used; the message names the file and the cause."""
-
-    def __init__(self, path: str | Path, cause: str):
-        self.path = str(path)
-        self.cause = cause
-        super().__init__(f"{path}: {cause}")
 
 
 @dataclass(frozen=True)

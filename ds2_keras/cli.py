@@ -5,16 +5,16 @@ TensorFlow is imported lazily so `ds2 --help` and `ds2 ingest` start fast.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
-from typing import Iterator
 
 import click
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out of the output
 
 from ingest.commands import ingest  # noqa: E402
+
+from .errors import OneLineErrors  # noqa: E402
 
 from .benchmark import bench_command  # noqa: E402
 from .export import export_command  # noqa: E402
@@ -32,7 +32,7 @@ def parse_manifests(values: tuple[str, ...]) -> dict[str, list[Path]]:
     return groups
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ds2-keras")
 def main() -> None:
     """Deep Speech 2 on TensorFlow/Keras."""
@@ -86,8 +86,7 @@ def fit(manifests, epochs, batch_size, save_path, model_file, preset, overrides,
         output_dir=save_path, config=config, model_file=model_file, fresh=fresh, cache=cache,
         save_every_steps=save_every,
     )
-    with clear_errors():
-        run_fit(request)
+    run_fit(request)
 
 
 def parse_floats(text: str, option: str) -> list[float]:
@@ -95,17 +94,6 @@ def parse_floats(text: str, option: str) -> list[float]:
         return [float(value) for value in text.split(",")]
     except ValueError:
         raise click.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=option) from None
-
-
-@contextlib.contextmanager
-def clear_errors() -> Iterator[None]:
-    """Turn our own well-worded errors into one-line CLI errors instead of tracebacks."""
-    from .errors import DS2Error
-
-    try:
-        yield
-    except DS2Error as error:
-        raise click.ClickException(str(error)) from None
 
 
 decoder_options = [
@@ -148,8 +136,7 @@ def evaluate(manifests, model_file, use_wer, inference_file, pooling, batch_size
         raise click.UsageError("evaluate needs --model-file")
     paths = [path for group in parse_manifests(manifests).values() for path in group]
     choice = DecoderChoice(decoder, lm_path, alpha, beta, beam_width, vocabulary_path)
-    with clear_errors():
-        result = run_evaluate(model_file, paths, batch_size, choice, pooling)
+    result = run_evaluate(model_file, paths, batch_size, choice, pooling)
     click.echo(result.report(worst))
     if inference_file:
         click.echo(f"inference file: {save_inference_file(result, inference_file, use_wer)}")
@@ -162,7 +149,7 @@ def evaluate(manifests, model_file, use_wer, inference_file, pooling, batch_size
     click.echo(f"{headline.name}: {headline.rate:.2%}")
 
 
-@main.group()
+@main.group(cls=OneLineErrors)
 def lm():
     """Build an n-gram language model, and tune its weights on a validation set."""
 
@@ -180,14 +167,13 @@ def lm_build(output, text_files, manifest_files, order):
 
     if not text_files and not manifest_files:
         raise click.UsageError("give --text and/or --manifest")
-    with clear_errors():
-        sentences = manifest_corpus(list(manifest_files)) if manifest_files else []
-        for path in text_files:
-            lines, unmappable = read_text_corpus(path)
-            sentences += lines
-            if unmappable:
-                click.echo(f"{path}: skipped {unmappable} lines with characters outside the alphabet")
-        build_arpa(sentences, output, order)
+    sentences = manifest_corpus(list(manifest_files)) if manifest_files else []
+    for path in text_files:
+        lines, unmappable = read_text_corpus(path)
+        sentences += lines
+        if unmappable:
+            click.echo(f"{path}: skipped {unmappable} lines with characters outside the alphabet")
+    build_arpa(sentences, output, order)
     click.echo(f"wrote {order}-gram LM from {len(sentences)} sentences to {output}")
 
 
@@ -209,8 +195,7 @@ def lm_tune(manifests, model_file, lm_path, vocabulary_path, alphas, betas, beam
         raise click.UsageError("lm tune needs --model-file")
     paths = [path for group in parse_manifests(manifests).values() for path in group]
     alpha_values, beta_values = parse_floats(alphas, "--alphas"), parse_floats(betas, "--betas")
-    with clear_errors():
-        utterances, inference = infer_manifests(model_file, paths, batch_size)
-        references = utterances.rows["text"].to_numpy()[inference.indices].tolist()
-        grid_search(inference.logits, [len(l) for l in inference.logits], references, lm_path,
-                    alpha_values, beta_values, beam_width, vocabulary_path=vocabulary_path)
+    utterances, inference = infer_manifests(model_file, paths, batch_size)
+    references = utterances.rows["text"].to_numpy()[inference.indices].tolist()
+    grid_search(inference.logits, [len(l) for l in inference.logits], references, lm_path,
+                alpha_values, beta_values, beam_width, vocabulary_path=vocabulary_path)

@@ -9,6 +9,8 @@ from typing import Callable
 
 import click
 
+from ds2_keras.errors import OneLineErrors
+
 from .common import IngestSummary
 from .commonvoice import ingest_commonvoice
 from .folder import ingest_folder
@@ -35,7 +37,7 @@ def echo_summary(summary: IngestSummary) -> None:
     click.echo(summary.format())
 
 
-@click.group("ingest")
+@click.group("ingest", cls=OneLineErrors)
 def ingest() -> None:
     """Turn a corpus into one transcript file per utterance and a manifest CSV."""
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ds2_keras.alphabet import UnmappableTextError, normalize_text
 from ds2_keras.audio import SAMPLE_RATE, AudioError, AudioInfo, audio_info
+from ds2_keras.errors import FileError
 from ds2_keras.manifest import COLUMNS, write_manifest
 
 # Skip causes; the summary groups skipped items under these names.
@@ -38,13 +39,8 @@ UNREADABLE_TRANSCRIPT = "unreadable transcript"
 _AUDIO_CAUSES = {"file not found": MISSING_AUDIO, "audio holds no samples": EMPTY_AUDIO}
 
 
-class IngestError(click.ClickException):
+class IngestError(FileError):
     """The corpus cannot be ingested at all; the CLI shows this as one line, no traceback."""
-
-    def __init__(self, path: str | Path, cause: str):
-        self.path = Path(path)
-        self.cause = cause
-        super().__init__(f"{path}: {cause}")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import soundfile
 
 from ds2_keras.alphabet import normalize_text
 from ds2_keras.audio import SAMPLE_RATE, resample, write_audio
+from ds2_keras.errors import DS2Error
 from ingest.librispeech import ingest_librispeech
 from ingest.sentences import sentence_pool
 
@@ -64,7 +65,7 @@ ESPEAK_AMPLITUDE = 40  # leaves headroom: some variants clip at espeak's default
 MARKER = "Synthetic English speech made by `ds2 ingest synth`"
 
 
-class SynthError(click.ClickException):
+class SynthError(DS2Error):
     """The corpus cannot be synthesized; the CLI shows this as one line, no traceback."""
 
 

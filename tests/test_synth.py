@@ -14,6 +14,7 @@ from ds2_keras.alphabet import normalize_text
 from ds2_keras.manifest import read_manifest
 from ingest import synth as synth_module
 from ingest.sentences import MAX_WORDS, MIN_WORDS, WRITTEN, compose_sentences, sentence_pool, word_count
+from ingest.commands import ingest
 from ingest.synth import SPLITS, SynthError, split_sizes, synth, synthesize_corpus
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
@@ -155,7 +156,7 @@ def test_cli_writes_manifests(tmp_path):
 
 def test_missing_espeak_is_one_line_with_install_hint(tmp_path, monkeypatch):
     monkeypatch.setattr(synth_module, "ESPEAK", "espeak-ng-not-installed")
-    result = CliRunner().invoke(synth, [str(tmp_path / "out"), "-n", "5"])
+    result = CliRunner().invoke(ingest, ["synth", str(tmp_path / "out"), "-n", "5"])  # as `ds2 ingest synth`
     assert result.exit_code == 1
     assert result.output.strip().count("\n") == 0
     assert "apt-get install espeak-ng" in result.output and "brew install espeak-ng" in result.output
