@@ -150,7 +150,7 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
 def bench_command(manifests: tuple[str, ...], model_file: Path | None, preset: str, overrides: tuple[str, ...],
                   batch_size: int, steps: int, warmup: int) -> None:
     """Print training and input-pipeline throughput, inference real-time factor, memory and size."""
-    from .cli import clear_errors, parse_manifests
+    from .cli import parse_manifests
     from .config import preset as load_preset
 
     if model_file is not None and overrides:
@@ -160,6 +160,4 @@ def bench_command(manifests: tuple[str, ...], model_file: Path | None, preset: s
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
     paths = [path for group in parse_manifests(manifests).values() for path in group]
-    with clear_errors():
-        figures = run_bench(config, paths, batch_size, steps, warmup, model_file)
-    click.echo(figures.report())
+    click.echo(run_bench(config, paths, batch_size, steps, warmup, model_file).report())
