@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import click
 import numpy as np
 
+from .cli_options import config_from, manifest_option, manifest_paths, model_file_option, overrides_option, preset_option
 from .config import DS2Config
 
 if TYPE_CHECKING:
@@ -136,12 +137,10 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
 
 
 @click.command("bench")
-@click.option("--manifest", "manifests", multiple=True, required=True, metavar="NAME:PATH",
-              help="Manifest CSV whose utterances are timed (e.g. train:train.csv); repeat for more.")
-@click.option("--model-file", "--model_file", "model_file", type=click.Path(path_type=Path),
-              help="Time this ds2 model file instead of a fresh model from --preset/--set.")
-@click.option("--preset", default="small", show_default=True, help="tiny, small or ds2.")
-@click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Override a config field (repeatable).")
+@manifest_option
+@model_file_option(required=False, help="Time this ds2 model file instead of a fresh model from --preset/--set.")
+@preset_option
+@overrides_option
 @click.option("-z", "--batch-size", "--batch_size", "batch_size", type=click.IntRange(min=1), default=16,
               show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True, help="Timed training steps.")
@@ -150,14 +149,7 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
 def bench_command(manifests: tuple[str, ...], model_file: Path | None, preset: str, overrides: tuple[str, ...],
                   batch_size: int, steps: int, warmup: int) -> None:
     """Print training and input-pipeline throughput, inference real-time factor, memory and size."""
-    from .cli import parse_manifests
-    from .config import preset as load_preset
-
     if model_file is not None and overrides:
         raise click.UsageError("--set changes a fresh model's config; a --model-file brings its own")
-    try:
-        config = load_preset(preset).with_overrides(list(overrides))
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
-    paths = [path for group in parse_manifests(manifests).values() for path in group]
-    click.echo(run_bench(config, paths, batch_size, steps, warmup, model_file).report())
+    config = config_from(preset, overrides)
+    click.echo(run_bench(config, manifest_paths(manifests), batch_size, steps, warmup, model_file).report())

@@ -14,22 +14,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up cha
 
 from ingest.commands import ingest  # noqa: E402
 
+from .cli_options import (  # noqa: E402
+    config_from, manifest_option, manifest_paths, model_file_option, overrides_option, parse_manifests,
+    preset_option,
+)
 from .errors import OneLineErrors  # noqa: E402
 
 from .benchmark import bench_command  # noqa: E402
 from .export import export_command  # noqa: E402
 from .transcribe import transcribe_command  # noqa: E402
-
-
-def parse_manifests(values: tuple[str, ...]) -> dict[str, list[Path]]:
-    """`name:path` pairs (the neon seed's `--manifest train:A.csv`) grouped by name."""
-    groups: dict[str, list[Path]] = {}
-    for value in values:
-        name, sep, path = value.partition(":")
-        if not sep or not path:
-            raise click.BadParameter(f"expected NAME:PATH such as train:train.csv, got {value!r}", param_hint="--manifest")
-        groups.setdefault(name, []).append(Path(path))
-    return groups
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,42 +36,28 @@ main.add_command(export_command, name="export")
 main.add_command(transcribe_command, name="transcribe")
 main.add_command(bench_command, name="bench")
 
-manifest_option = click.option(
-    "--manifest", "manifests", multiple=True, required=True, metavar="NAME:PATH",
-    help="Manifest CSV (ds2 or neon format) named train/val/...; repeat for more.",
-)
-model_file_option = click.option(
-    "--model-file", "--model_file", "model_file", type=click.Path(path_type=Path),
-    help="A ds2 model file (.keras) written by `ds2 fit`.",
-)
-
-
 @main.command()
 @manifest_option
 @click.option("-e", "--epochs", type=click.IntRange(min=1), required=True, help="Total epochs to reach (a resumed run continues to this).")
 @click.option("-z", "--batch-size", "--batch_size", "batch_size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("-s", "--save-path", "--save_path", "save_path", type=click.Path(path_type=Path), required=True,
               help="Output directory: model.keras, config.json, history.json, TensorBoard logs.")
-@model_file_option
-@click.option("--preset", default="small", show_default=True, help="tiny, small or ds2.")
-@click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Override a config field (repeatable).")
+@model_file_option(required=False, help="A model file to continue training (see Resume in the README).")
+@preset_option
+@overrides_option
 @click.option("--fresh", is_flag=True, help="Start over even if SAVE_PATH holds a checkpoint.")
 @click.option("--cache", is_flag=True, help="Keep decoded audio in memory after the first epoch.")
 @click.option("--save-every", type=click.IntRange(min=0), default=200, show_default=True, help="Checkpoint every N batches (0: epoch ends only).")
 @click.option("--cpu-replicas", type=click.IntRange(min=0), default=0, help="Split the CPU into N logical devices for MirroredStrategy.")
 def fit(manifests, epochs, batch_size, save_path, model_file, preset, overrides, fresh, cache, save_every, cpu_replicas):
     """Train (or resume training) a DS2 model with CTC loss."""
-    from .config import preset as load_preset
     from .distribute import split_cpu
     from .training import FitRequest, fit as run_fit
 
     groups = parse_manifests(manifests)
     if "train" not in groups:
         raise click.UsageError("fit needs at least one --manifest train:PATH")
-    try:
-        config = load_preset(preset).with_overrides(list(overrides))
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+    config = config_from(preset, overrides)
     if cpu_replicas:
         split_cpu(cpu_replicas)
     request = FitRequest(
@@ -115,7 +94,7 @@ def with_options(options):
 
 @main.command()
 @manifest_option
-@model_file_option
+@model_file_option()
 @click.option("--wer", "--use_wer", "use_wer", is_flag=True, help="Headline WER instead of CER.")
 @click.option("--inference-file", "--inference_file", "inference_file", type=click.Path(path_type=Path),
               help="Write predictions beside ground truth: pickle (as neon), or .json / .csv.")
@@ -132,9 +111,7 @@ def evaluate(manifests, model_file, use_wer, inference_file, pooling, batch_size
     """Decode manifests with a model; print CER (or WER) and a short report."""
     from .evaluate import DecoderChoice, evaluate as run_evaluate, save_inference_file
 
-    if model_file is None:
-        raise click.UsageError("evaluate needs --model-file")
-    paths = [path for group in parse_manifests(manifests).values() for path in group]
+    paths = manifest_paths(manifests)
     choice = DecoderChoice(decoder, lm_path, alpha, beta, beam_width, vocabulary_path)
     result = run_evaluate(model_file, paths, batch_size, choice, pooling)
     click.echo(result.report(worst))
@@ -179,7 +156,7 @@ def lm_build(output, text_files, manifest_files, order):
 
 @lm.command("tune")
 @manifest_option
-@model_file_option
+@model_file_option()
 @click.option("--lm", "lm_path", type=click.Path(exists=True, path_type=Path), required=True)
 @click.option("--vocabulary", "vocabulary_path", type=click.Path(path_type=Path))
 @click.option("--alphas", default="0.25,0.5,0.75,1.0,1.5", show_default=True)
@@ -191,9 +168,7 @@ def lm_tune(manifests, model_file, lm_path, vocabulary_path, alphas, betas, beam
     from .evaluate import infer_manifests
     from .lm import grid_search
 
-    if model_file is None:
-        raise click.UsageError("lm tune needs --model-file")
-    paths = [path for group in parse_manifests(manifests).values() for path in group]
+    paths = manifest_paths(manifests)
     alpha_values, beta_values = parse_floats(alphas, "--alphas"), parse_floats(betas, "--betas")
     utterances, inference = infer_manifests(model_file, paths, batch_size)
     references = utterances.rows["text"].to_numpy()[inference.indices].tolist()

@@ -58,9 +58,9 @@ def ctc_frames_needed(label: np.ndarray) -> int:
     return len(label) + int(np.sum(label[1:] == label[:-1]))
 
 
-def select_utterances(rows: pd.DataFrame, config: DS2Config, max_duration: float | None = None) -> Utterances:
-    """Drop (and count) what cannot train: too long, or too short for its transcript."""
-    max_duration = config.max_duration if max_duration is None else max_duration
+def select_utterances(rows: pd.DataFrame, config: DS2Config) -> Utterances:
+    """Drop (and count) what cannot train: longer than config.max_duration, or too short for its transcript."""
+    max_duration = config.max_duration
     labels = [encode(text) for text in rows["text"]]
     frames = output_frames(rows["duration"].to_numpy(dtype=np.float64), config)
     needed = np.array([ctc_frames_needed(label) for label in labels])
@@ -92,7 +92,8 @@ def plan_epoch(durations: np.ndarray, batch_size: int, epoch: int, config: DS2Co
     distribution across replicas) without dropping any utterance.
     """
     rng = np.random.default_rng([config.seed, epoch])
-    if config.sortagrad and epoch == 0:
+    shortest_first = config.sortagrad and epoch == 0
+    if shortest_first:
         order = np.argsort(durations, kind="stable")
     else:
         # Shuffled buckets: sort by jittered length, cut into batches, shuffle the batch order.
@@ -102,7 +103,7 @@ def plan_epoch(durations: np.ndarray, batch_size: int, epoch: int, config: DS2Co
     if shortfall:
         order = np.concatenate([order, rng.choice(order, size=shortfall, replace=len(order) < shortfall)])
     batches = order.reshape(-1, batch_size)
-    if not (config.sortagrad and epoch == 0):
+    if not shortest_first:
         batches = batches[rng.permutation(len(batches))]
     return batches
 
@@ -117,9 +118,10 @@ class AudioLoader:
     reject a batch that holds one).
     """
 
-    def __init__(self, paths: list[str], config: DS2Config, cache: bool = False):
+    def __init__(self, paths: list[str], config: DS2Config, cache: bool = False, perturb_speed: bool = False):
         self.paths = paths
         self.config = config
+        self.perturb_speed = perturb_speed
         self.cache: dict[int, np.ndarray] | None = {} if cache else None
         self.failures: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -132,7 +134,7 @@ class AudioLoader:
             if self.cache is not None:
                 with self._lock:
                     self.cache[index] = samples
-        if self.config.speed_perturb and int(seed[0]) >= 0:
+        if self.perturb_speed:
             samples = augment.speed_perturb(samples, np.random.default_rng(seed.tolist()))
         return np.pad(samples, (0, max(self.config.window_samples - samples.size, 0)))
 
@@ -155,7 +157,7 @@ def _pipeline(
     labels = tf.ragged.constant(utterances.labels, dtype=tf.int32, ragged_rank=1)
 
     def load(index, position):
-        seed = tf.stack([tf.constant(config.seed, tf.int64), position]) if augmenting else tf.constant([-1, -1], tf.int64)
+        seed = tf.stack([tf.constant(config.seed, tf.int64), position])
         samples = tf.numpy_function(loader, [index, seed], tf.float32, stateful=False)
         samples.set_shape([None])
         label = labels[index]
@@ -188,7 +190,7 @@ def training_dataset(
     positions = np.arange(len(order), dtype=np.int64) + epochs[0] * len(plans[0]) * batch_size
     order, positions = order[skip_batches * batch_size:], positions[skip_batches * batch_size:]
     augmenting = config.speed_perturb or config.spec_augment or config.noise_snr_db > 0
-    loader = AudioLoader(utterances.rows["audio_path"].tolist(), config, cache=cache)
+    loader = AudioLoader(utterances.rows["audio_path"].tolist(), config, cache=cache, perturb_speed=config.speed_perturb)
     dataset = _pipeline(utterances, config, batch_size, order, positions, augmenting, loader, drop_remainder=True)
     return dataset.map(lambda inputs, targets, _: (inputs, targets)).prefetch(tf.data.AUTOTUNE)
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .cli_options import model_file_option
 from .errors import DS2Error
 from .transcribe import generic_rnn_kernels, recognizer
 
@@ -104,8 +105,7 @@ def export_saved_model(model: DS2Model, out_dir: str | Path, version: int | None
 
 
 @click.command("export")
-@click.option("--model-file", "--model_file", "model_file", type=click.Path(path_type=Path), required=True,
-              help="A ds2 model file (.keras) written by `ds2 fit`.")
+@model_file_option()
 @click.argument("out_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--version", "version", type=click.IntRange(min=1), default=None,
               help="Version directory to write (default: one more than the largest existing).")

@@ -44,8 +44,6 @@ def log_spectrogram(waveforms: tf.Tensor, lengths: tf.Tensor, config: DS2Config)
             upper_edge_hertz=config.sample_rate / 2,
         )
         power = tf.tensordot(power, mel_matrix, axes=1)
-    elif config.feature_type != "linear":
-        raise ValueError(f"feature_type must be 'linear' or 'mel', got {config.feature_type!r}")
     features = tf.math.log(power + _LOG_FLOOR)
     return normalize_per_utterance(features, frame_lengths), frame_lengths
 

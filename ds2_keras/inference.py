@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .data import Utterances, evaluation_dataset
+from .data import Utterances, batches_per_epoch, evaluation_dataset
 from .model import DS2Model, ctc_loss
 
 
@@ -39,7 +39,7 @@ def run_inference(model: DS2Model, utterances: Utterances, batch_size: int, prog
         losses = ctc_loss(targets["labels"], targets["label_lengths"], logits, lengths)
         return tf.nn.log_softmax(logits), lengths, losses
 
-    bar = keras.utils.Progbar(-(-len(utterances) // batch_size), unit_name="batch") if progress else None
+    bar = keras.utils.Progbar(batches_per_epoch(utterances, batch_size), unit_name="batch") if progress else None
     paths = utterances.rows["audio_path"].tolist()
     indices, logits, losses = [], [], []
     for batch, (inputs, targets, batch_indices) in enumerate(dataset):

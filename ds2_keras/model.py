@@ -97,8 +97,6 @@ def _conv_block(x, lengths, config: DS2Config, index: int):
 
 def _recurrent_block(x, mask, lengths, config: DS2Config, index: int):
     cell = layers.GRU if config.rnn_type == "gru" else layers.LSTM
-    if config.rnn_type not in ("gru", "lstm"):
-        raise ValueError(f"rnn_type must be 'gru' or 'lstm', got {config.rnn_type!r}")
     rnn = cell(config.rnn_units, return_sequences=True, name=f"{config.rnn_type}{index}")
     if config.bidirectional:
         # An explicit backward layer: Bidirectional's own copy breaks when a .keras file is loaded.
@@ -195,8 +193,8 @@ class DS2Model(keras.Model):
 def ctc_loss(labels, label_lengths, logits, logit_lengths):
     """Per-utterance CTC loss; labels are padded with 0 (the blank never occurs in a label).
 
-    An utterance with fewer frames than label characters (audio that failed to decode has
-    none) gets an infinite loss, as one that is too short for its repeats already does: the
+    An utterance with fewer frames than label characters (audio that failed to decode is one
+    window of silence) gets an infinite loss, as one that is too short for its repeats already does: the
     CTC op raises for it instead, so it is computed on a one-character stand-in and replaced.
     """
     labels = tf.cast(labels, tf.int32)

@@ -39,6 +39,4 @@ def make_optimizer(config: DS2Config, steps_per_epoch: int) -> keras.optimizers.
     # Clip the global gradient norm, as DS2 and the neon seed do (not each tensor separately).
     if config.optimizer == "adam":
         return keras.optimizers.Adam(schedule, global_clipnorm=config.clipnorm)
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True, global_clipnorm=config.clipnorm)
-    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {config.optimizer!r}")
+    return keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True, global_clipnorm=config.clipnorm)

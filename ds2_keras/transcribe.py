@@ -23,6 +23,7 @@ import click
 import numpy as np
 
 from .audio import AudioError, load_audio
+from .cli_options import model_file_option
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -177,8 +178,7 @@ def transcribe_files(module: tf.Module, paths: Sequence[Path], batch_size: int =
 
 
 @click.command("transcribe")
-@click.option("--model-file", "--model_file", "model_file", type=click.Path(path_type=Path), required=True,
-              help="A ds2 model file (.keras) written by `ds2 fit`.")
+@model_file_option()
 @click.argument("audio", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-z", "--batch-size", "--batch_size", "batch_size", type=click.IntRange(min=1), default=16,
               show_default=True, help="Audio pieces per network call.")

@@ -112,7 +112,7 @@ def test_unusable_utterances_are_dropped_and_counted():
     }
     report = utterances.report("train")
     assert "2 utterances" in report and "1 too short for their transcripts" in report and "1 longer than 30 s" in report
-    assert select_utterances(rows, TINY, max_duration=1.5).dropped["longer than 1.5 s"] == 2
+    assert select_utterances(rows, TINY.replace(max_duration=1.5)).dropped["longer than 1.5 s"] == 2
 
 
 def spec_augmented(seed: int, config: DS2Config = TINY.replace(spec_augment=True)) -> np.ndarray:

@@ -1,0 +1,44 @@
+"""Options several `ds2` commands share, declared once so their names and help never drift."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .config import DS2Config, preset as load_preset
+
+manifest_option = click.option(
+    "--manifest", "manifests", multiple=True, required=True, metavar="NAME:PATH",
+    help="Manifest CSV (ds2 or neon format) named train/val/...; repeat for more.",
+)
+preset_option = click.option("--preset", default="small", show_default=True, help="tiny, small or ds2.")
+overrides_option = click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
+                                help="Override a config field (repeatable).")
+
+
+def model_file_option(required: bool = True, help: str = "A ds2 model file (.keras) written by `ds2 fit`."):
+    return click.option("--model-file", "--model_file", "model_file", type=click.Path(path_type=Path),
+                        required=required, help=help)
+
+
+def parse_manifests(values: tuple[str, ...]) -> dict[str, list[Path]]:
+    """`name:path` pairs (the neon seed's `--manifest train:A.csv`) grouped by name."""
+    groups: dict[str, list[Path]] = {}
+    for value in values:
+        name, sep, path = value.partition(":")
+        if not sep or not path:
+            raise click.BadParameter(f"expected NAME:PATH such as train:train.csv, got {value!r}", param_hint="--manifest")
+        groups.setdefault(name, []).append(Path(path))
+    return groups
+
+
+def manifest_paths(values: tuple[str, ...]) -> list[Path]:
+    """Every manifest path given, whatever its name, in order."""
+    return [path for group in parse_manifests(values).values() for path in group]
+
+
+def config_from(preset: str, overrides: tuple[str, ...]) -> DS2Config:
+    try:
+        return load_preset(preset).with_overrides(list(overrides))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
