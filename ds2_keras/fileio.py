@@ -1,24 +1,93 @@
-"""Atomic file writes: readers see the old file or the whole new one, never half of either."""
+"""Writing outputs safely: atomic files, and OS failures reported as one line naming the path.
+
+Readers see the old file or the whole new one, never half of either. When the OS refuses a
+write (permission, read-only file system, full disk, a file where a directory should be),
+`OutputError` says so in words, and the temporary file is removed, so nothing is left half written.
+"""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from .errors import FileError
+
+_CAUSES = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large (file size limit reached)",
+    errno.EISDIR: "is a directory",
+    errno.ENOTDIR: "not a directory",
+    errno.EEXIST: "already exists",
+    errno.ENOENT: "no such file or directory",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
+class OutputError(FileError):
+    """An output could not be written; `path: cause` in the OS's own terms, made readable."""
+
+
+def os_cause(error: OSError) -> str:
+    """A short lower-case cause for an OSError ("read-only file system"), never a traceback."""
+    return _CAUSES.get(error.errno, (error.strerror or str(error)).lower())
+
+
+def os_error_path(error: OSError, default: str | Path) -> str | Path:
+    """The path an OSError names, else `default` (the output the caller was writing)."""
+    return error.filename if error.filename else default
+
+
+@contextlib.contextmanager
+def reporting_os_errors(path: str | Path) -> Iterator[None]:
+    """Turn an OSError raised in the block into an OutputError naming the path at fault."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as error:
+        raise OutputError(os_error_path(error, path), f"cannot write ({os_cause(error)})") from None
+
+
+def make_directory(path: str | Path) -> Path:
+    """mkdir -p, with an OutputError (not a traceback) when the OS refuses."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir -p met a file where a directory is needed
+        raise OutputError(path, f"cannot write ({_CAUSES[errno.ENOTDIR]})") from None
+    except OSError as error:
+        raise OutputError(os_error_path(error, path), f"cannot write ({os_cause(error)})") from None
+    return path
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
+
+    OSErrors from the block (a full disk while writing, say) become OutputErrors naming `path`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
-    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
+    if path.is_dir():
+        raise OutputError(path, f"cannot write ({_CAUSES[errno.EISDIR]})")
+    make_directory(path.parent)
     try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    except OSError as error:
+        raise OutputError(path, f"cannot write ({os_cause(error)})") from None
+    os.close(handle)
+    try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
         yield Path(temporary)
         os.replace(temporary, path)
+    except OSError as error:  # the temporary's name would mean nothing to the user: name the target
+        raise OutputError(path, f"cannot write ({os_cause(error)})") from None
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
