@@ -1,13 +1,18 @@
 """Training-time augmentation: SpecAugment masks, speed perturbation, additive noise.
 
+Noise and SpecAugment are layers of the model, active only in training, so they run on the
+accelerator with the features; speed perturbation resamples on the host while decoding.
 Every random draw is seeded from its position in the run (the example's for speed
-perturbation, the batch's first example's for noise and SpecAugment) and a purpose number,
-so a resumed fit sees the same augmented batches the interrupted one would have.
+perturbation, the batch's first example's for noise and SpecAugment: the model's
+`augment_seed` input) and a purpose number, so a resumed fit sees the same augmented batches
+the interrupted one would have.
 """
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
+from keras import layers
 
 from .audio import resample
 from .config import DS2Config
@@ -61,3 +66,37 @@ def spec_augment(features: tf.Tensor, frame_lengths: tf.Tensor, config: DS2Confi
     freq_keep = _band_masks(bins, batch_bins, config.freq_masks, config.freq_mask_width, seed, _FREQUENCY_MASK)
     time_keep = _band_masks(frames, frame_lengths, config.time_masks, config.time_mask_width, seed, _TIME_MASK)
     return features * freq_keep[:, None, :] * time_keep[:, :, None]
+
+
+@keras.saving.register_keras_serializable("ds2")
+class WaveformNoise(layers.Layer):
+    """`add_noise` in training when the config asks for it (noise_snr_db > 0); identity otherwise."""
+
+    def __init__(self, snr_db: float, **kwargs):
+        super().__init__(dtype="float32", **{k: v for k, v in kwargs.items() if k != "dtype"})
+        self.snr_db = snr_db
+
+    def call(self, waveforms, lengths, seed=None, training=None):
+        if not training or seed is None or self.snr_db <= 0:
+            return waveforms
+        return add_noise(waveforms, lengths, self.snr_db, seed[0])
+
+    def get_config(self):
+        return {**super().get_config(), "snr_db": self.snr_db}
+
+
+@keras.saving.register_keras_serializable("ds2")
+class SpecAugment(layers.Layer):
+    """`spec_augment` in training when the config asks for it; identity otherwise."""
+
+    def __init__(self, ds2_config: DS2Config | dict, **kwargs):
+        super().__init__(dtype="float32", **{k: v for k, v in kwargs.items() if k != "dtype"})
+        self.ds2_config = ds2_config if isinstance(ds2_config, DS2Config) else DS2Config.from_dict(ds2_config)
+
+    def call(self, features, frame_lengths, seed=None, training=None):
+        if not training or seed is None or not self.ds2_config.spec_augment:
+            return features
+        return spec_augment(features, frame_lengths, self.ds2_config, seed[0])
+
+    def get_config(self):
+        return {**super().get_config(), "ds2_config": self.ds2_config.to_dict()}

@@ -1,16 +1,23 @@
-"""The tf.data input pipeline: manifests -> padded batches of (features, labels).
+"""The tf.data input pipeline: manifests -> padded batches of (waveforms, labels).
 
 Batches are planned in Python, one epoch at a time, from a seed and the epoch number
 (SortaGrad: the first epoch shortest-first, later epochs shuffled buckets of similar length).
 Because a plan is a pure function of (seed, epoch), a resumed fit replays exactly the batches
-it had not yet seen. Audio decoding runs in parallel map calls; features, augmentation and
-padding happen inside the graph.
+it had not yet seen. The host only decodes and pads audio (parallel map calls); features and
+augmentation are layers of the model.
+
+The graph holds no corpus-sized constant: the dataset is a range of positions in the run, and
+each element's utterance, audio and label are looked up in Python by its position, so start-up
+time and memory grow linearly with the corpus. Under several input pipelines (one per worker)
+each pipeline reads only its own slice of every planned batch.
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -19,7 +26,8 @@ import tensorflow as tf
 from .alphabet import encode
 from .audio import AudioError, load_audio
 from .config import DS2Config
-from .features import log_spectrogram
+from .errors import DS2Error
+from .frames import output_frames
 from . import augment
 
 
@@ -46,13 +54,6 @@ class Utterances:
         return line
 
 
-def output_frames(durations: np.ndarray, config: DS2Config) -> np.ndarray:
-    """Logit frames the model emits for audio of these durations (before CTC)."""
-    samples = np.floor(durations * config.sample_rate)
-    frames = np.maximum((samples - config.window_samples) // config.hop_samples + 1, 0)
-    return np.ceil(frames / config.time_stride)
-
-
 def ctc_frames_needed(label: np.ndarray) -> int:
     """CTC needs one frame per label plus a blank between each pair of repeated characters."""
     return len(label) + int(np.sum(label[1:] == label[:-1]))
@@ -62,7 +63,8 @@ def select_utterances(rows: pd.DataFrame, config: DS2Config) -> Utterances:
     """Drop (and count) what cannot train: longer than config.max_duration, or too short for its transcript."""
     max_duration = config.max_duration
     labels = [encode(text) for text in rows["text"]]
-    frames = output_frames(rows["duration"].to_numpy(dtype=np.float64), config)
+    frames = output_frames(np.floor(rows["duration"].to_numpy(dtype=np.float64) * config.sample_rate).astype(np.int64),
+                           config)
     needed = np.array([ctc_frames_needed(label) for label in labels])
     too_long = rows["duration"].to_numpy() > max_duration
     empty = np.array([len(label) == 0 for label in labels])
@@ -109,7 +111,11 @@ def plan_epoch(durations: np.ndarray, batch_size: int, epoch: int, config: DS2Co
 
 
 class AudioLoader:
-    """Decodes manifest audio for tf.data map calls, with an optional in-memory cache.
+    """Decodes manifest audio for tf.data map calls: (waveform, label) for a position in the run.
+
+    `utterance_at` maps a position to the utterance's row, so the plan stays in Python. With
+    `cache`, decoded audio is kept as int16 (2 bytes a sample; the first read is quantized too,
+    so cached and uncached epochs see the same samples and a resume stays exact).
 
     A file that fails to decode yields one window of silence instead of stopping the run: its
     transcript cannot fit one frame, so training counts it as a non-finite loss, and evaluation
@@ -118,25 +124,34 @@ class AudioLoader:
     reject a batch that holds one).
     """
 
-    def __init__(self, paths: list[str], config: DS2Config, cache: bool = False, perturb_speed: bool = False):
-        self.paths = paths
+    def __init__(self, utterances: Utterances, config: DS2Config, utterance_at: Callable[[int], int],
+                 cache: bool = False, perturb_speed: bool = False):
+        self.paths = utterances.rows["audio_path"].tolist()
+        self.labels = utterances.labels
         self.config = config
+        self.utterance_at = utterance_at
         self.perturb_speed = perturb_speed
         self.cache: dict[int, np.ndarray] | None = {} if cache else None
         self.failures: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, index: np.ndarray, seed: np.ndarray) -> np.ndarray:
-        index = int(index)
-        samples = self.cache.get(index) if self.cache is not None else None
-        if samples is None:
-            samples = self._decode(self.paths[index])
-            if self.cache is not None:
-                with self._lock:
-                    self.cache[index] = samples
+    def __call__(self, position: np.ndarray, seed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        index = self.utterance_at(int(position))
+        samples = self._samples(index)
         if self.perturb_speed:
             samples = augment.speed_perturb(samples, np.random.default_rng(seed.tolist()))
-        return np.pad(samples, (0, max(self.config.window_samples - samples.size, 0)))
+        samples = np.pad(samples, (0, max(self.config.window_samples - samples.size, 0)))
+        return samples, self.labels[index], np.int64(index)
+
+    def _samples(self, index: int) -> np.ndarray:
+        if self.cache is None:
+            return self._decode(self.paths[index])
+        stored = self.cache.get(index)
+        if stored is None:
+            stored = to_int16(self._decode(self.paths[index]))
+            with self._lock:
+                self.cache[index] = stored
+        return stored.astype(np.float32) / _INT16_SCALE
 
     def _decode(self, path: str) -> np.ndarray:
         try:
@@ -149,57 +164,117 @@ class AudioLoader:
             return np.zeros(self.config.window_samples, np.float32)
 
 
-def _pipeline(
-    utterances: Utterances, config: DS2Config, batch_size: int, order: np.ndarray, positions: np.ndarray,
-    augmenting: bool, loader: AudioLoader, drop_remainder: bool,
-) -> tf.data.Dataset:
-    """Batches of (inputs, targets, utterance indices) for the given utterance order."""
-    labels = tf.ragged.constant(utterances.labels, dtype=tf.int32, ragged_rank=1)
+_INT16_SCALE = 32768.0  # 16-bit PCM decoded by libsndfile is k / 32768: stored back exactly
 
-    def load(index, position):
+
+def to_int16(samples: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(samples * _INT16_SCALE), -32768, 32767).astype(np.int16)
+
+
+def check_cache_fits(utterances: Utterances, config: DS2Config, available_bytes: int | None = None) -> None:
+    """Refuse --cache, naming the size, when the corpus as int16 would not fit in memory."""
+    needed = float(utterances.durations.sum()) * config.sample_rate * 2
+    available = available_memory() if available_bytes is None else available_bytes
+    if available is not None and needed > 0.8 * available:
+        raise DS2Error(f"--cache needs {needed / 1e9:.1f} GB to hold {utterances.durations.sum() / 3600:.1f} h of "
+                       f"audio as int16, but only {available / 1e9:.1f} GB of memory is available; drop --cache")
+
+
+def available_memory() -> int | None:
+    """Bytes the OS could give us now (MemAvailable on Linux, free pages elsewhere), or None."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True)
+class Shard:
+    """What one input pipeline reads: slice `index` of `count` of every global batch, in
+    batches of `replica_batch` rows (one per local replica; None: the whole slice at once)."""
+
+    index: int = 0
+    count: int = 1
+    replica_batch: int | None = None
+
+    @classmethod
+    def of(cls, context: tf.distribute.InputContext, batch_size: int) -> "Shard":
+        return cls(context.input_pipeline_id, context.num_input_pipelines, context.get_per_replica_batch_size(batch_size))
+
+
+def _pipeline(positions: tf.data.Dataset, loader: AudioLoader, config: DS2Config, batch_size: int,
+              drop_remainder: bool) -> tf.data.Dataset:
+    """Batches of (inputs, targets, utterance indices) for a dataset of run positions."""
+
+    def load(position):
         seed = tf.stack([tf.constant(config.seed, tf.int64), position])
-        samples = tf.numpy_function(loader, [index, seed], tf.float32, stateful=False)
+        samples, label, index = tf.numpy_function(loader, [position, seed], [tf.float32, tf.int32, tf.int64],
+                                                  stateful=False)
         samples.set_shape([None])
-        label = labels[index]
+        label.set_shape([None])
+        index.set_shape([])
         return samples, tf.shape(samples)[0], label, tf.shape(label)[0], index, position
 
-    def featurize(samples, sample_lengths, label, label_lengths, indices, position):
-        if augmenting and config.noise_snr_db > 0:
-            samples = augment.add_noise(samples, sample_lengths, config.noise_snr_db, position[0])
-        features, feature_lengths = log_spectrogram(samples, sample_lengths, config)
-        if augmenting and config.spec_augment:
-            features = augment.spec_augment(features, feature_lengths, config, position[0])
-        inputs = {"features": features, "feature_lengths": feature_lengths}
-        targets = {"labels": label, "label_lengths": label_lengths}
-        return inputs, targets, indices
+    def arrange(samples, sample_lengths, label, label_lengths, indices, positions):
+        inputs = {"waveforms": samples, "lengths": sample_lengths, "augment_seed": positions}
+        return inputs, {"labels": label, "label_lengths": label_lengths}, indices
 
-    dataset = tf.data.Dataset.from_tensor_slices((order.astype(np.int64), positions.astype(np.int64)))
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = positions.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.padded_batch(batch_size, drop_remainder=drop_remainder)
-    return dataset.map(featurize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.map(arrange)
+
+
+class RunPlan:
+    """Utterance of each position in a run: epoch e's plan (plan_epoch), made on first use."""
+
+    def __init__(self, durations: np.ndarray, batch_size: int, config: DS2Config):
+        self.durations, self.batch_size, self.config = durations, batch_size, config
+        self.per_epoch = -(-len(durations) // batch_size) * batch_size
+        self._epoch, self._order = -1, np.empty(0, np.int64)
+        self._lock = threading.Lock()
+
+    def __call__(self, position: int) -> int:
+        epoch, offset = divmod(position, self.per_epoch)
+        with self._lock:
+            if epoch != self._epoch:
+                self._order = plan_epoch(self.durations, self.batch_size, epoch, self.config).reshape(-1)
+                self._epoch = epoch
+            return int(self._order[offset])
 
 
 def training_dataset(
     utterances: Utterances, config: DS2Config, batch_size: int, epochs: range, skip_batches: int = 0,
-    cache: bool = False,
+    cache: bool = False, shard: Shard = Shard(),
 ) -> tf.data.Dataset:
-    """(inputs, targets) batches for `epochs`, starting `skip_batches` into the first of them."""
-    plans = [plan_epoch(utterances.durations, batch_size, epoch, config) for epoch in epochs]
-    order = np.concatenate(plans).reshape(-1)
+    """(inputs, targets) batches for `epochs`, starting `skip_batches` into the first of them.
+
+    `batch_size` is the global batch of the plan; a shard (one of several input pipelines)
+    decodes only its slice of each global batch (see Shard).
+    """
+    plan = RunPlan(utterances.durations, batch_size, config)
     # Each example's position in the whole run seeds its augmentation: resumes replay it exactly.
-    positions = np.arange(len(order), dtype=np.int64) + epochs[0] * len(plans[0]) * batch_size
-    order, positions = order[skip_batches * batch_size:], positions[skip_batches * batch_size:]
-    augmenting = config.speed_perturb or config.spec_augment or config.noise_snr_db > 0
-    loader = AudioLoader(utterances.rows["audio_path"].tolist(), config, cache=cache, perturb_speed=config.speed_perturb)
-    dataset = _pipeline(utterances, config, batch_size, order, positions, augmenting, loader, drop_remainder=True)
+    first = epochs[0] * plan.per_epoch + skip_batches * batch_size
+    positions = tf.data.Dataset.range(first, epochs[-1] * plan.per_epoch + plan.per_epoch)
+    rows = batch_size // shard.count
+    if shard.count > 1:
+        positions = positions.filter(lambda p: (p % batch_size) // rows == shard.index)
+    loader = AudioLoader(utterances, config, plan, cache=cache, perturb_speed=config.speed_perturb)
+    dataset = _pipeline(positions, loader, config, shard.replica_batch or rows, drop_remainder=True)
     return dataset.map(lambda inputs, targets, _: (inputs, targets)).prefetch(tf.data.AUTOTUNE)
 
 
 def evaluation_dataset(utterances: Utterances, config: DS2Config, batch_size: int) -> tuple[tf.data.Dataset, AudioLoader]:
     """Every utterance once, shortest first (little padding), no augmentation, with indices."""
     order = np.argsort(utterances.durations, kind="stable")
-    loader = AudioLoader(utterances.rows["audio_path"].tolist(), config)
-    dataset = _pipeline(utterances, config, batch_size, order, np.zeros_like(order), False, loader, drop_remainder=False)
+    loader = AudioLoader(utterances, config, lambda position: int(order[position]))
+    dataset = _pipeline(tf.data.Dataset.range(len(order)), loader, config, batch_size, drop_remainder=False)
     return dataset.prefetch(tf.data.AUTOTUNE), loader
 
 

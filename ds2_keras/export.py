@@ -1,6 +1,6 @@
 """`ds2 export`: a SavedModel for TF Serving that takes audio and answers with transcripts.
 
-The saved graph is transcribe.recognizer's, the one `ds2 transcribe` runs: feature extraction,
+The saved graph is recognizer.recognizer's, the one `ds2 transcribe` runs: feature extraction,
 the network and greedy decoding, so the server needs no ds2 Python code. Signatures:
 
 - `serving_default`: waveforms float32 [batch, samples] (zero-padded, at the model's sample
@@ -33,7 +33,7 @@ import click
 
 from .cli_options import model_file_option
 from .errors import DS2Error
-from .transcribe import generic_rnn_kernels, recognizer
+from .recognizer import generic_rnn_kernels, recognizer
 
 if TYPE_CHECKING:
     import tensorflow as tf

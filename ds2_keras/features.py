@@ -1,57 +1,82 @@
-"""Log-spectrogram features computed inside the TF graph.
+"""Log-spectrogram features as Keras layers at the front of the model.
 
-One batched function serves training (tf.data), evaluation, transcription and the exported
-SavedModel, so features cannot drift between them. Per-utterance normalization uses only the
-frames inside each utterance's length, so padding a batch never changes an utterance's features.
+The model takes waveforms, so the features are computed wherever the model runs (on the GPU in
+training, in the SavedModel when served) and training, evaluation, transcription and export
+share one feature path: the model itself. The host only decodes and pads audio.
+
+Per-utterance normalization uses only the frames inside each utterance's length, so padding a
+batch never changes an utterance's features.
+
+We use tf.signal here rather than Keras' own audio layers, which do not give these features:
+`keras.layers.STFTSpectrogram` computes the DFT as a convolution whose kernels are stored as
+two non-trainable weights (every model file would carry them, and files written before could not
+load), and `keras.layers.MelSpectrogram` centres its frames with reflection padding (other
+frame counts than the network's length bookkeeping) and clips at `top_db` below the loudest
+value of the whole padded batch, so an utterance's features would depend on its batch.
 """
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
+from keras import layers
 
 from .config import DS2Config
+from .frames import analysis_frames
 
 _LOG_FLOOR = 1e-10
+_PACKAGE = "ds2"
 
 
-def frame_counts(sample_counts: tf.Tensor, config: DS2Config) -> tf.Tensor:
-    """Number of whole analysis windows in each waveform (0 for audio shorter than one window)."""
-    sample_counts = tf.cast(sample_counts, tf.int32)
-    frames = (sample_counts - config.window_samples) // config.hop_samples + 1
-    return tf.maximum(frames, 0)
+@keras.saving.register_keras_serializable(_PACKAGE)
+class LogSpectrogram(layers.Layer):
+    """[batch, samples] waveforms at config.sample_rate and sample lengths -> log (mel) power
+    [batch, frames, bins] and frame lengths. Always float32, also under mixed precision."""
+
+    def __init__(self, ds2_config: DS2Config | dict, **kwargs):
+        super().__init__(dtype="float32", **{k: v for k, v in kwargs.items() if k != "dtype"})
+        self.ds2_config = ds2_config if isinstance(ds2_config, DS2Config) else DS2Config.from_dict(ds2_config)
+
+    def call(self, waveforms, lengths):
+        config = self.ds2_config
+        waveforms = tf.cast(waveforms, tf.float32)
+        frame_lengths = analysis_frames(tf.cast(lengths, tf.int32), config)
+        # Pad so that even a batch of very short clips yields at least one frame.
+        waveforms = tf.pad(waveforms, [[0, 0], [0, tf.maximum(config.window_samples - tf.shape(waveforms)[1], 0)]])
+        stft = tf.signal.stft(waveforms, frame_length=config.window_samples, frame_step=config.hop_samples,
+                              fft_length=config.window_samples, window_fn=tf.signal.hann_window, pad_end=False)
+        power = tf.math.square(tf.abs(stft))
+        if config.feature_type == "mel":
+            power = tf.tensordot(power, mel_matrix(config), axes=1)
+        return tf.math.log(power + _LOG_FLOOR), frame_lengths
+
+    def get_config(self):
+        return {**super().get_config(), "ds2_config": self.ds2_config.to_dict()}
 
 
-def log_spectrogram(waveforms: tf.Tensor, lengths: tf.Tensor, config: DS2Config) -> tuple[tf.Tensor, tf.Tensor]:
-    """[batch, samples] float waveforms at config.sample_rate -> ([batch, frames, bins], frame lengths)."""
-    waveforms = tf.convert_to_tensor(waveforms, tf.float32)
-    frame_lengths = frame_counts(lengths, config)
-    # Pad so that even a batch of very short clips yields at least one frame.
-    waveforms = tf.pad(waveforms, [[0, 0], [0, tf.maximum(config.window_samples - tf.shape(waveforms)[1], 0)]])
-    stft = tf.signal.stft(
-        waveforms,
-        frame_length=config.window_samples,
-        frame_step=config.hop_samples,
-        fft_length=config.window_samples,
-        window_fn=tf.signal.hann_window,
-        pad_end=False,
+def mel_matrix(config: DS2Config) -> tf.Tensor:
+    """[linear bins, mel bins] HTK-style triangular filters from 20 Hz to Nyquist (a constant, not a weight)."""
+    return tf.signal.linear_to_mel_weight_matrix(
+        num_mel_bins=config.mel_bins, num_spectrogram_bins=config.window_samples // 2 + 1,
+        sample_rate=config.sample_rate, lower_edge_hertz=20.0, upper_edge_hertz=config.sample_rate / 2,
     )
-    power = tf.math.square(tf.abs(stft))
-    if config.feature_type == "mel":
-        mel_matrix = tf.signal.linear_to_mel_weight_matrix(
-            num_mel_bins=config.mel_bins,
-            num_spectrogram_bins=config.window_samples // 2 + 1,
-            sample_rate=config.sample_rate,
-            lower_edge_hertz=20.0,
-            upper_edge_hertz=config.sample_rate / 2,
-        )
-        power = tf.tensordot(power, mel_matrix, axes=1)
-    features = tf.math.log(power + _LOG_FLOOR)
-    return normalize_per_utterance(features, frame_lengths), frame_lengths
 
 
-def normalize_per_utterance(features: tf.Tensor, frame_lengths: tf.Tensor) -> tf.Tensor:
+@keras.saving.register_keras_serializable(_PACKAGE)
+class UtteranceNormalization(layers.Layer):
     """Zero mean, unit variance per bin over each utterance's own frames; padding set to 0."""
-    mask = tf.sequence_mask(frame_lengths, tf.shape(features)[1], dtype=features.dtype)[:, :, None]
-    count = tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
-    mean = tf.reduce_sum(features * mask, axis=1, keepdims=True) / count
-    variance = tf.reduce_sum(tf.square(features - mean) * mask, axis=1, keepdims=True) / count
-    return (features - mean) * tf.math.rsqrt(variance + 1e-5) * mask
+
+    def __init__(self, **kwargs):
+        super().__init__(dtype="float32", **{k: v for k, v in kwargs.items() if k != "dtype"})
+
+    def call(self, features, frame_lengths):
+        mask = tf.sequence_mask(frame_lengths, tf.shape(features)[1], dtype=features.dtype)[:, :, None]
+        count = tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
+        mean = tf.reduce_sum(features * mask, axis=1, keepdims=True) / count
+        variance = tf.reduce_sum(tf.square(features - mean) * mask, axis=1, keepdims=True) / count
+        return (features - mean) * tf.math.rsqrt(variance + 1e-5) * mask
+
+
+def normalized_features(waveforms, lengths, config: DS2Config) -> tuple[tf.Tensor, tf.Tensor]:
+    """What the model's feature layers compute, outside a model (plots, tests): (features, frame lengths)."""
+    features, frame_lengths = LogSpectrogram(config)(tf.convert_to_tensor(waveforms, tf.float32), lengths)
+    return UtteranceNormalization()(features, frame_lengths), frame_lengths

@@ -1,7 +1,10 @@
 """The Deep Speech 2 network as a Keras functional model, built from a DS2Config.
 
-Inputs are normalized features [batch, frames, bins] and their lengths; outputs are per-frame
-logits over the 29 symbols and the logit lengths. Every layer respects the lengths
+Inputs are waveforms [batch, samples] at the config's sample rate, their lengths in samples and,
+in training, `augment_seed` (each example's position in the run, which seeds augmentation);
+outputs are per-frame logits over the 29 symbols and the logit lengths. Feature extraction and
+augmentation are the model's first layers (features.py, augment.py), so they run on the
+accelerator and every use of the model computes features the same way. Every layer respects the lengths
 (explicit symmetric padding instead of "same", masks after each convolution, masked RNNs), so
 an utterance gets the same output alone or padded inside a batch: training, batch evaluation,
 `ds2 transcribe` and the exported SavedModel all agree.
@@ -13,8 +16,11 @@ import tensorflow as tf
 from keras import layers, ops
 
 from .alphabet import BLANK_INDEX, NUM_CLASSES
+from .augment import SpecAugment, WaveformNoise
 from .config import DS2Config
 from .distribute import cluster_workers
+from .features import LogSpectrogram, UtteranceNormalization
+from .frames import strided
 
 _PACKAGE = "ds2"
 
@@ -55,14 +61,14 @@ class FrameMask(layers.Layer):
 
 @keras.saving.register_keras_serializable(_PACKAGE)
 class StridedLengths(layers.Layer):
-    """Lengths after a time stride: ceil(length / stride), matching the padded convolution."""
+    """Lengths after a time stride (frames.strided), matching the padded convolution."""
 
     def __init__(self, stride: int, **kwargs):
         super().__init__(**kwargs)
         self.stride = stride
 
     def call(self, lengths):
-        return (lengths + self.stride - 1) // self.stride
+        return strided(lengths, self.stride)
 
     def get_config(self):
         return {**super().get_config(), "stride": self.stride}
@@ -120,9 +126,13 @@ def _lookahead(x, lengths, config: DS2Config):
 
 
 def _build_graph(config: DS2Config):
-    features = keras.Input(shape=(None, config.num_features), name="features")
-    feature_lengths = keras.Input(shape=(), dtype="int32", name="feature_lengths")
-    lengths = feature_lengths
+    waveforms = keras.Input(shape=(None,), name="waveforms")
+    sample_lengths = keras.Input(shape=(), dtype="int32", name="lengths")
+    augment_seed = keras.Input(shape=(), dtype="int64", name="augment_seed", optional=True)
+    audio = WaveformNoise(config.noise_snr_db, name="noise")(waveforms, sample_lengths, augment_seed)
+    features, lengths = LogSpectrogram(config, name="log_spectrogram")(audio, sample_lengths)
+    features = UtteranceNormalization(name="normalization")(features, lengths)
+    features = SpecAugment(config, name="spec_augment")(features, lengths, augment_seed)
     x = TimeMask(name="input_mask")(features, lengths)
     x = layers.Reshape((-1, config.num_features, 1), name="add_channel")(x)
     bins = config.num_features
@@ -137,7 +147,7 @@ def _build_graph(config: DS2Config):
     if config.lookahead and not config.bidirectional:
         x = _lookahead(x, lengths, config)
     logits = layers.Dense(NUM_CLASSES, dtype="float32", name="logits")(x)
-    return [features, feature_lengths], [logits, lengths]
+    return {"waveforms": waveforms, "lengths": sample_lengths, "augment_seed": augment_seed}, [logits, lengths]
 
 
 @keras.saving.register_keras_serializable(_PACKAGE)
@@ -159,6 +169,10 @@ class DS2Model(keras.Model):
 
     def get_config(self):
         return {"ds2_config": self.ds2_config.to_dict(), "progress": self.progress, "name": self.name}
+
+    def logits(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor]:
+        """Inference: (logits [batch, frames, classes], logit lengths) for zero-padded waveforms."""
+        return self({"waveforms": waveforms, "lengths": lengths, "augment_seed": None}, training=False)
 
     @classmethod
     def from_config(cls, config):

@@ -184,16 +184,16 @@ def training_curve(history: Mapping[str, Sequence[float]]) -> Figure:
 
 
 def waveform_and_spectrogram(samples: np.ndarray, config: DS2Config, title: str | None = None) -> Figure:
-    """An utterance's waveform above the features the model sees (features.log_spectrogram).
+    """An utterance's waveform above the features the model sees (features.normalized_features).
 
-    The features come from the model's own in-graph function, so the picture is exactly the
-    network's input, normalization included. TensorFlow is imported here only, so the error
+    The features come from the model's own feature layers, so the picture is exactly what the
+    network's convolutions see, normalization included. TensorFlow is imported here only, so the error
     plots of `ds2 evaluate --plots` do not need it.
     """
-    from .features import log_spectrogram
+    from .features import normalized_features
 
     samples = np.asarray(samples, dtype=np.float32)
-    features, lengths = log_spectrogram(samples[None, :], np.array([len(samples)]), config)
+    features, lengths = normalized_features(samples[None, :], np.array([len(samples)], np.int32), config)
     features = features.numpy()[0, : int(lengths[0])]
     duration = len(samples) / config.sample_rate
     end = ((len(features) - 1) * config.hop_samples + config.window_samples) / config.sample_rate

@@ -13,7 +13,9 @@ import keras
 
 from .checkpoints import MODEL_FILENAME, Checkpointer, load_model_file
 from .config import DS2Config
-from .data import Utterances, batches_per_epoch, evaluation_utterances, select_utterances, training_dataset
+from .data import (
+    Shard, Utterances, batches_per_epoch, check_cache_fits, evaluation_utterances, select_utterances, training_dataset,
+)
 from .distribute import choose_strategy, is_chief
 from .errors import DS2Error
 from .manifest import read_manifests
@@ -92,6 +94,8 @@ def fit(request: FitRequest) -> DS2Model:
         # A resumed model brings its own config; it decides which utterances can train.
         config = request.config if model is None else model.ds2_config
         train = load_split(request.train_manifests, config, "train")
+        if request.cache:
+            check_cache_fits(train, config)
         steps = batches_per_epoch(train, request.batch_size)
         if model is None:
             model = build_model_for_training(config, steps)
@@ -113,8 +117,11 @@ def fit(request: FitRequest) -> DS2Model:
     for first, last, skip in segments:
         if first >= last:
             continue
-        dataset = training_dataset(train, config, request.batch_size, range(first, last), skip_batches=skip,
-                               cache=request.cache)
+        # Each input pipeline (one per worker) decodes only its slice of every planned batch.
+        dataset = strategy.distribute_datasets_from_function(
+            lambda context, first=first, last=last, skip=skip: training_dataset(
+                train, config, request.batch_size, range(first, last), skip_batches=skip, cache=request.cache,
+                shard=Shard.of(context, request.batch_size)))
         callbacks = [
             ValidationCallback(val, request.batch_size) if val is not None else None,
             Checkpointer(request.output_dir, request.save_every_steps, step_offset=skip),

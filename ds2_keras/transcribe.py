@@ -1,21 +1,14 @@
 """`ds2 transcribe`: audio files in, greedy transcripts out.
 
-The recognizer graph (waveforms -> features.log_spectrogram -> DS2Model ->
-decoding.greedy_decode_tf) is built here once, and `ds2 export` saves that same graph for TF
-Serving, so a transcript from this command and one from a served model come from the same ops.
-What stays in Python is file handling: decoding any format at any rate (audio.load_audio),
-cutting long recordings at pauses so the network never sees more than `max_seconds` at a
-time, and batching chunks of several files into one call. TensorFlow is imported on first use
-so that `ds2 --help` stays fast.
-
-The graph is traced with the recurrent layers' generic kernels, never cuDNN's, on any device:
-cuDNN kernels have no CPU implementation (an export from a GPU machine would not load on a
-CPU-only server) and Keras' cuDNN path rejects a batch holding an utterance with no frames
-(audio shorter than one analysis window), which transcription must accept.
+It runs recognizer.recognizer's graph, the one `ds2 export` saves for TF Serving, so a
+transcript from this command and one from a served model come from the same ops. What stays in
+Python is file handling: decoding any format at any rate (audio.load_audio), cutting long
+recordings at pauses so the network never sees more than `max_seconds` at a time, and batching
+chunks of several files into one call. TensorFlow is imported on first use so that
+`ds2 --help` stays fast.
 """
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
@@ -28,70 +21,9 @@ from .cli_options import model_file_option
 if TYPE_CHECKING:
     import tensorflow as tf
 
-    from .model import DS2Model
-
 MAX_SECONDS = 20.0  # longest piece the network sees; longer audio is cut at pauses
 SEARCH_SECONDS = 5.0  # each cut is placed at the quietest point of the window's last seconds
 _PAUSE_SECONDS = 0.1  # energy is smoothed over this span so a cut prefers pauses to stop consonants
-
-
-def recognizer(model: DS2Model) -> tf.Module:
-    """A tf.Module whose `recognize(waveforms, lengths)` runs the whole pipeline in one graph.
-
-    waveforms: float32 [batch, samples] at the model's sample rate, zero-padded; lengths: int32
-    [batch] valid samples. Returns {"transcripts": string [batch], "logits": [batch, frames, 29],
-    "logit_lengths": int32 [batch]}. The module tracks the model, so it can be saved as is.
-    """
-    import tensorflow as tf
-
-    from .decoding import greedy_decode_tf
-    from .features import log_spectrogram
-
-    config = model.ds2_config
-
-    def recognize(waveforms: tf.Tensor, lengths: tf.Tensor) -> dict[str, tf.Tensor]:
-        # A length past the padded batch would make frames the waveform does not hold.
-        checks = [
-            tf.debugging.assert_non_negative(lengths, message="lengths must be >= 0"),
-            tf.debugging.assert_less_equal(lengths, tf.shape(waveforms)[1],
-                                           message="lengths must not exceed the waveforms' padded width"),
-        ]
-        with tf.control_dependencies(checks):
-            features, frame_lengths = log_spectrogram(waveforms, lengths, config)
-        logits, logit_lengths = model([features, frame_lengths], training=False)
-        return {"transcripts": greedy_decode_tf(logits, logit_lengths), "logits": logits,
-                "logit_lengths": logit_lengths}
-
-    module = tf.Module(name="ds2_recognizer")
-    module.model = model
-    module.recognize = tf.function(recognize, input_signature=[
-        tf.TensorSpec([None, None], tf.float32, name="waveforms"),
-        tf.TensorSpec([None], tf.int32, name="lengths"),
-    ])
-    with generic_rnn_kernels(model):
-        module.recognize.get_concrete_function()  # traced now, reused by every call from Python
-    return module
-
-
-@contextlib.contextmanager
-def generic_rnn_kernels(model: DS2Model) -> Iterator[None]:
-    """Within the block, Keras traces the model's GRU/LSTM layers without cuDNN; restored after."""
-    import keras
-
-    rnns = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Bidirectional):
-            rnns += [layer.forward_layer, layer.backward_layer]
-        elif isinstance(layer, (keras.layers.GRU, keras.layers.LSTM)):
-            rnns.append(layer)
-    saved = [layer.use_cudnn for layer in rnns]
-    for layer in rnns:
-        layer.use_cudnn = False
-    try:
-        yield
-    finally:
-        for layer, value in zip(rnns, saved):
-            layer.use_cudnn = value
 
 
 def split_at_pauses(samples: np.ndarray, sample_rate: int, max_seconds: float = MAX_SECONDS,
@@ -191,6 +123,7 @@ def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: in
     on stderr and the others are still transcribed; the exit status is then 1.
     """
     from .checkpoints import ModelFileError, load_model_file
+    from .recognizer import recognizer
 
     try:
         module = recognizer(load_model_file(model_file, compile=False))

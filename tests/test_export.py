@@ -19,7 +19,8 @@ from click.testing import CliRunner
 
 from ds2_keras.checkpoints import load_model_file
 from ds2_keras.export import export_command, export_saved_model
-from ds2_keras.transcribe import recognizer, transcribe_files
+from ds2_keras.recognizer import recognizer
+from ds2_keras.transcribe import transcribe_files
 from test_transcribe import RATE, speechlike, write_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]

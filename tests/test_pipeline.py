@@ -17,7 +17,8 @@ from ds2_keras import augment
 from ds2_keras.checkpoints import load_model_file
 from ds2_keras.config import DS2Config, preset
 from ds2_keras.data import Utterances, evaluation_dataset, plan_epoch, select_utterances, training_dataset
-from ds2_keras.features import log_spectrogram
+from ds2_keras.features import normalized_features
+from ds2_keras.frames import analysis_frames
 from ds2_keras.inference import run_inference
 from ds2_keras.manifest import COLUMNS, read_manifest
 
@@ -36,9 +37,9 @@ def test_features_of_a_padded_batch_equal_each_waveform_alone(feature_type):
     batch = np.zeros((len(waveforms), 16000), np.float32)
     for row, waveform in enumerate(waveforms):
         batch[row, : len(waveform)] = waveform
-    features, lengths = (t.numpy() for t in log_spectrogram(batch, [len(w) for w in waveforms], config))
+    features, lengths = (t.numpy() for t in normalized_features(batch, np.array([len(w) for w in waveforms], np.int32), config))
     for row, waveform in enumerate(waveforms):
-        alone, alone_lengths = (t.numpy() for t in log_spectrogram(waveform[None], [len(waveform)], config))
+        alone, alone_lengths = (t.numpy() for t in normalized_features(waveform[None], np.array([len(waveform)], np.int32), config))
         frames = alone_lengths[0]
         assert lengths[row] == frames
         np.testing.assert_allclose(features[row, :frames], alone[0, :frames], atol=1e-4)
@@ -141,7 +142,8 @@ def test_resumed_dataset_replays_the_remaining_batches_with_the_same_augmentatio
     resumed = list(training_dataset(utterances, config, 4, range(0, 2), skip_batches=3))
     assert len(full) == 10 and len(resumed) == 7
     for (inputs, targets), (expected_inputs, expected_targets) in zip(resumed, full[3:]):
-        np.testing.assert_array_equal(inputs["features"], expected_inputs["features"])
+        for name in ("waveforms", "lengths", "augment_seed"):
+            np.testing.assert_array_equal(inputs[name], expected_inputs[name])
         np.testing.assert_array_equal(targets["labels"], expected_targets["labels"])
 
 
@@ -159,7 +161,7 @@ def test_unreadable_audio_is_skipped_and_reported_by_the_pipeline(corpus, tmp_pa
     dataset, loader = evaluation_dataset(utterances, TINY, 2)
     frames = {}
     for inputs, _, indices in dataset:
-        frames.update(zip(indices.numpy(), inputs["feature_lengths"].numpy()))
+        frames.update(zip(indices.numpy(), analysis_frames(inputs["lengths"].numpy(), TINY)))
     assert sorted(frames) == list(range(len(utterances)))
     # The broken file stands in as one window of silence: no utterance ever has zero frames.
     assert frames.pop(len(utterances) - 1) == 1 and all(frames.values())

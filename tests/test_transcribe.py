@@ -17,8 +17,9 @@ from ds2_keras.audio import load_audio
 from ds2_keras.checkpoints import load_model_file, save_model_file
 from ds2_keras.config import preset
 from ds2_keras.model import DS2Model
+from ds2_keras.recognizer import recognizer
 from ds2_keras.transcribe import (
-    join_pieces, recognize_batches, recognizer, split_at_pauses, transcribe, transcribe_command, transcribe_files,
+    join_pieces, recognize_batches, split_at_pauses, transcribe, transcribe_command, transcribe_files,
 )
 
 RATE = 16000

@@ -1,0 +1,33 @@
+"""Frame arithmetic in one place: samples -> analysis frames -> network output frames -> seconds.
+
+The feature layer, the convolutions' length bookkeeping, the pipeline's "too short for its
+transcript" check and anything that turns an output frame into a time all call these, so they
+cannot disagree. Each function works on Python ints, numpy arrays and TF tensors alike.
+"""
+from __future__ import annotations
+
+from .config import DS2Config
+
+
+def analysis_frames(samples, config: DS2Config):
+    """Whole STFT windows in `samples` samples (0 for audio shorter than one window)."""
+    frames = (samples - config.window_samples) // config.hop_samples + 1
+    return (frames + abs(frames)) // 2  # max(frames, 0), for ints, arrays and tensors alike
+
+
+def strided(frames, stride: int):
+    """Frames after a convolution of time stride `stride` padded to keep every input frame: ceil."""
+    return (frames + stride - 1) // stride
+
+
+def output_frames(samples, config: DS2Config):
+    """Logit frames the network emits for `samples` samples of audio (before CTC)."""
+    frames = analysis_frames(samples, config)
+    for stride, _ in config.conv_strides:
+        frames = strided(frames, stride)
+    return frames
+
+
+def output_frame_seconds(config: DS2Config) -> float:
+    """Seconds between two consecutive logit frames (hop times the network's time stride)."""
+    return config.hop_samples * config.time_stride / config.sample_rate
