@@ -6,7 +6,7 @@ from there to the new total. A killed run resumes mid-epoch from its last checkp
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -37,6 +37,7 @@ class FitRequest:
     cache: bool = False
     save_every_steps: int = 200
     verbose: int | str = "auto"
+    callbacks: list[keras.callbacks.Callback] = field(default_factory=list)  # library users' own, run last
 
 
 def configure_precision(config: DS2Config) -> None:
@@ -132,7 +133,7 @@ def fit(request: FitRequest) -> DS2Model:
             epochs=last,
             initial_epoch=first,
             steps_per_epoch=steps - skip,
-            callbacks=[c for c in callbacks if c is not None],
+            callbacks=[c for c in callbacks if c is not None] + request.callbacks,
             verbose=request.verbose,
             shuffle=False,  # batches are planned (SortaGrad, buckets) in data.plan_epoch
         )

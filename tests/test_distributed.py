@@ -29,8 +29,13 @@ if args["cpu_replicas"] > 1:
 import keras
 import numpy as np
 
+import ds2_keras.data
 from ds2_keras.config import preset
 from ds2_keras.training import FitRequest, fit
+
+decodes = []  # every audio file this worker decoded: each input pipeline reads only its slice
+load_audio = ds2_keras.data.load_audio
+ds2_keras.data.load_audio = lambda path, *args: decodes.append(path) or load_audio(path, *args)
 
 keras.utils.set_random_seed(0)
 model = fit(FitRequest([Path(args["manifest"])], [], args["epochs"], args["batch_size"], Path(args["output_dir"]),
@@ -54,6 +59,7 @@ Path(args["report"]).write_text(json.dumps({
     "unsynced_other": [w.path for w in model.weights if id(w) not in trainable and not in_sync(w)],
     "trainable_digest": digest(model.trainable_weights),
     "digest": digest(model.weights),
+    "decodes": len(decodes),
 }))
 '''
 EPOCHS = 3
@@ -113,6 +119,17 @@ def test_mirrored_replicas_keep_identical_batchnorm_statistics(mirrored):
     assert mirrored["unsynced_other"] == []
 
 
+def planned_rows(corpus) -> int:
+    """Rows of every planned batch of the run: what one host decodes in all."""
+    from ds2_keras.manifest import read_manifest
+
+    return EPOCHS * -(-len(read_manifest(corpus["train"])) // BATCH_SIZE) * BATCH_SIZE
+
+
+def test_one_host_decodes_each_planned_row_once(mirrored, corpus):
+    assert mirrored["decodes"] == planned_rows(corpus)
+
+
 @pytest.fixture(scope="module")
 def multi_worker(corpus, tmp_path_factory) -> list[dict]:
     """Two workers on loopback ports, each with its own output directory (only the chief writes there)."""
@@ -141,6 +158,12 @@ def test_two_workers_train_in_step_and_only_the_chief_writes(multi_worker):
     assert chief["trainable_digest"] == other["trainable_digest"]
     assert (multi_worker[0]["output_dir"] / "model.keras").is_file()
     assert not (multi_worker[1]["output_dir"] / "model.keras").exists()
+
+
+def test_each_worker_decodes_only_its_half_of_every_batch(multi_worker, corpus):
+    assert all(worker["returncode"] == 0 for worker in multi_worker)
+    decodes = [json.loads(worker["report"].read_text())["decodes"] for worker in multi_worker]
+    assert decodes == [planned_rows(corpus) // 2] * 2
 
 
 def test_two_workers_end_with_identical_weights(multi_worker):
