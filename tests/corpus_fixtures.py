@@ -20,15 +20,28 @@ LIBRISPEECH = {
 }
 
 
+def tone(seconds: float, sample_rate: int = 16000) -> np.ndarray:
+    """A quiet 440 Hz tone."""
+    return 0.3 * np.sin(2 * np.pi * 440 * np.arange(int(round(seconds * sample_rate))) / sample_rate)
+
+
 def write_tone(path: Path, seconds: float, sample_rate: int = 16000, channels: int = 1) -> float:
-    """Write a quiet 440 Hz tone (format from the extension); return its exact duration."""
-    frames = int(round(seconds * sample_rate))
-    signal = 0.3 * np.sin(2 * np.pi * 440 * np.arange(frames) / sample_rate)
+    """Write a tone (format from the extension); return its exact duration."""
+    signal = tone(seconds, sample_rate)
     if channels > 1:
         signal = np.repeat(signal[:, None], channels, axis=1)
     path.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(str(path), signal, sample_rate)
-    return frames / sample_rate
+    return len(signal) / sample_rate
+
+
+def write_nonfinite_wav(path: Path, value: float = np.nan, seconds: float = 0.5) -> Path:
+    """A 32-bit float WAV (a format that can store NaN and Inf) of a tone with one `value` sample."""
+    signal = tone(seconds).astype(np.float32)
+    signal[len(signal) // 2] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), signal, 16000, subtype="FLOAT")
+    return path
 
 
 def write_garbage(path: Path) -> None:
