@@ -7,6 +7,7 @@ tensorflow-io, whose last release does not load next to TF 2.21 (see README desi
 from __future__ import annotations
 
 import contextlib
+import io
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import soundfile
 
 from .errors import FileError
+from .fileio import os_cause
 
 SAMPLE_RATE = 16000
 # A float WAV can hold NaN or Inf; one such sample turns every feature and loss it touches into NaN.
@@ -70,17 +72,27 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
-    """Write 16-bit PCM audio; the format follows the extension (.flac, .wav)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(path), np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16")
+    """Write 16-bit PCM audio; the format follows the extension (.flac, .wav).
+
+    Encoded in memory and written by Python, so that a full disk is an OSError naming the file
+    (libsndfile would say only "System error").
+    """
+    path = Path(path)
+    encoded = io.BytesIO()
+    soundfile.write(encoded, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16",
+                    format=path.suffix.lstrip(".").upper())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encoded.getvalue())
 
 
 @contextlib.contextmanager
 def _reading(path: str | Path) -> Iterator[None]:
-    """Report a missing file, or one libsndfile cannot open, as an AudioError naming it."""
-    if not Path(path).is_file():
-        raise AudioError(path, "file not found")
+    """Report a missing file, or one the OS or libsndfile will not open, as an AudioError naming it."""
     try:
+        if not Path(path).is_file():
+            raise AudioError(path, "file not found")
         yield
+    except OSError as error:  # stat refused: a directory on the way may not be searched
+        raise AudioError(path, f"unreadable audio ({os_cause(error)})") from None
     except (RuntimeError, soundfile.LibsndfileError) as error:
         raise AudioError(path, f"unreadable audio ({error})") from None

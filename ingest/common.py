@@ -20,6 +20,7 @@ import pandas as pd
 from ds2_keras.alphabet import UnmappableTextError, normalize_text
 from ds2_keras.audio import SAMPLE_RATE, AudioError, AudioInfo, audio_info
 from ds2_keras.errors import FileError
+from ds2_keras.fileio import atomic_write_text, check_writable, make_directory, os_cause, os_error_path
 from ds2_keras.manifest import COLUMNS, write_manifest
 
 # Skip causes; the summary groups skipped items under these names.
@@ -98,6 +99,9 @@ class IngestSummary:
         return "\n".join(lines)
 
 
+# A recipe: lists a corpus directory's utterances, and the problems only it can see.
+Recipe = Callable[[Path], Iterable[Utterance | Skip]]
+
 # Given an audio header: None if the audio suits the corpus, else (cause, detail).
 AudioCheck = Callable[[AudioInfo], tuple[str, str] | None]
 
@@ -113,7 +117,7 @@ def require_16k_mono(info: AudioInfo) -> tuple[str, str] | None:
 
 def ingest_corpus(
     source_dir: Path,
-    enumerate_corpus: Callable[[Path], Iterable[Utterance | Skip]],
+    enumerate_corpus: Recipe,
     transcripts_dir: Path,
     manifest_path: Path,
     show_progress: bool = True,
@@ -122,16 +126,13 @@ def ingest_corpus(
     """Validate every enumerated utterance, write its transcript, then the manifest atomically.
 
     The manifest is written only after the whole corpus went through, so an exception midway
-    leaves no manifest (or the previous one, untouched).
+    leaves no manifest (or the previous one, untouched). Outputs the OS refuses fail before
+    the work, as one-line OutputErrors; transcripts are written atomically too.
     """
     source_dir = Path(source_dir)
-    if not source_dir.is_dir():
-        raise IngestError(source_dir, "directory not found" if not source_dir.exists() else "not a directory")
-    items = list(enumerate_corpus(source_dir))
-    if not items:
-        raise IngestError(source_dir, "holds no utterances")
-    transcripts_dir = _absolute(transcripts_dir)
-    transcripts_dir.mkdir(parents=True, exist_ok=True)
+    items = _enumerate(source_dir, enumerate_corpus)
+    transcripts_dir = make_directory(_absolute(transcripts_dir))
+    check_writable(manifest_path)
     rows: list[tuple[str, str, str, float]] = []
     skips: list[Skip] = []
     written: set[str] = set()
@@ -143,7 +144,7 @@ def ingest_corpus(
                 continue
             text, info = outcome
             transcript = transcripts_dir / f"{item.uid}.txt"
-            transcript.write_text(text, encoding="utf-8")
+            atomic_write_text(transcript, text)
             written.add(item.uid)
             rows.append((str(_absolute(item.audio_path)), str(transcript), text, info.duration))
     if not rows:
@@ -151,6 +152,19 @@ def ingest_corpus(
         raise IngestError(source_dir, f"no usable utterances (skipped: {counts})")
     path = write_manifest(pd.DataFrame(rows, columns=COLUMNS), manifest_path)
     return IngestSummary(manifest=path, utterances=len(rows), seconds=sum(r[3] for r in rows), skips=skips)
+
+
+def _enumerate(source_dir: Path, enumerate_corpus: Recipe) -> list[Utterance | Skip]:
+    """The recipe's items; a directory the OS will not list is a one-line IngestError naming it."""
+    try:
+        if not source_dir.is_dir():
+            raise IngestError(source_dir, "directory not found" if not source_dir.exists() else "not a directory")
+        items = list(enumerate_corpus(source_dir))
+    except OSError as error:
+        raise IngestError(os_error_path(error, source_dir), f"cannot read ({os_cause(error)})") from None
+    if not items:
+        raise IngestError(source_dir, "holds no utterances")
+    return items
 
 
 def _validate(item: Utterance, written: set[str], check_audio: AudioCheck | None) -> Skip | tuple[str, AudioInfo]:
@@ -186,7 +200,7 @@ def read_lines(path: Path) -> list[str]:
     except UnicodeDecodeError as error:
         raise IngestError(path, f"not UTF-8 text ({error.reason} at byte {error.start})") from None
     except OSError as error:
-        raise IngestError(path, f"cannot read ({error.strerror})") from None
+        raise IngestError(path, f"cannot read ({os_cause(error)})") from None
     return text.replace("\r\n", "\n").split("\n")
 
 

@@ -4,6 +4,7 @@ the same name in different folders do not collide.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -22,7 +23,7 @@ def ingest_folder(
 
 
 def enumerate_folder(source_dir: Path) -> Iterator[Utterance | Skip]:
-    files = sorted(path for path in source_dir.rglob("*") if path.is_file())
+    files = sorted(path for path in _walk(source_dir) if path.is_file())
     audio = [path for path in files if path.suffix.lower() in AUDIO_SUFFIXES]
     if not audio:
         raise IngestError(source_dir, f"no audio files ({', '.join(AUDIO_SUFFIXES)})")
@@ -42,3 +43,12 @@ def enumerate_folder(source_dir: Path) -> Iterator[Utterance | Skip]:
     for path in files:
         if path.suffix == ".txt" and path.with_suffix("") not in stems:
             yield Skip(MISSING_AUDIO, path, "transcript with no audio file of the same name")
+
+
+def _walk(directory: Path) -> Iterator[Path]:
+    """Every path below `directory`; a subdirectory the OS will not list raises (rglob would skip it silently)."""
+    def refuse(error: OSError) -> None:
+        raise error
+
+    for folder, _, names in os.walk(directory, onerror=refuse):
+        yield from (Path(folder, name) for name in names)
