@@ -1,5 +1,5 @@
-"""Reading audio files: header inspection for ingest, and decoding to 16 kHz mono float32.
-Audio that holds NaN or Inf samples is refused like unreadable audio.
+"""Reading audio files: header inspection and full verification for ingest, and decoding to
+16 kHz mono float32. Audio that holds NaN or Inf samples is refused like unreadable audio.
 
 soundfile (libsndfile) reads WAV, FLAC, OGG and MP3 with no TensorFlow plugin; we do not use
 tensorflow-io, whose last release does not load next to TF 2.21 (see README design notes).
@@ -22,6 +22,7 @@ from .fileio import os_cause
 SAMPLE_RATE = 16000
 # A float WAV can hold NaN or Inf; one such sample turns every feature and loss it touches into NaN.
 NON_FINITE = "non-finite samples (NaN or Inf)"
+_BLOCK_FRAMES = 1 << 16  # verify_audio decodes this many frames at a time, so memory stays small
 
 
 class AudioError(FileError):
@@ -69,6 +70,27 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if not np.isfinite(samples).all():
         raise AudioError(path, NON_FINITE)
     return resample(samples.mean(axis=1), int(rate), sample_rate)
+
+
+def verify_audio(path: str | Path) -> AudioInfo:
+    """The header, once every frame it promises has decoded to finite samples.
+
+    Ingest reads headers only, which a truncated download passes (its header still counts the
+    frames it lost); this finds such files before training trips over them.
+    """
+    info = audio_info(path)
+    decoded, problem = 0, ""
+    try:
+        with soundfile.SoundFile(str(path)) as audio:
+            while len(block := audio.read(_BLOCK_FRAMES, dtype="float32")):
+                if not np.isfinite(block).all():
+                    raise AudioError(path, NON_FINITE)
+                decoded += len(block)
+    except (RuntimeError, soundfile.LibsndfileError) as error:
+        problem = f": {error}"
+    if decoded < info.frames:
+        raise AudioError(path, f"incomplete audio (decoded {decoded} of {info.frames} frames{problem})")
+    return info
 
 
 def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:

@@ -9,16 +9,18 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import click
 import pandas as pd
 
 from ds2_keras.alphabet import UnmappableTextError, normalize_text
-from ds2_keras.audio import SAMPLE_RATE, AudioError, AudioInfo, audio_info
+from ds2_keras.audio import SAMPLE_RATE, AudioError, AudioInfo, audio_info, verify_audio
 from ds2_keras.errors import FileError
 from ds2_keras.fileio import atomic_write_text, check_writable, make_directory, os_cause, os_error_path
 from ds2_keras.manifest import COLUMNS, write_manifest
@@ -35,9 +37,15 @@ NOT_MONO = "not mono"
 DUPLICATE_ID = "duplicate utterance id"
 MALFORMED_ENTRY = "malformed transcript entry"
 UNREADABLE_TRANSCRIPT = "unreadable transcript"
+INCOMPLETE_AUDIO = "incomplete audio"
+NON_FINITE_AUDIO = "non-finite samples"
 
-# AudioError.cause strings from ds2_keras.audio; anything else counts as unreadable.
-_AUDIO_CAUSES = {"file not found": MISSING_AUDIO, "audio holds no samples": EMPTY_AUDIO}
+# AudioError.cause strings from ds2_keras.audio, up to any " (details)"; anything else counts as unreadable.
+_AUDIO_CAUSES = {"file not found": MISSING_AUDIO, "audio holds no samples": EMPTY_AUDIO,
+                 "incomplete audio": INCOMPLETE_AUDIO, "non-finite samples": NON_FINITE_AUDIO}
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class IngestError(FileError):
@@ -122,9 +130,12 @@ def ingest_corpus(
     manifest_path: Path,
     show_progress: bool = True,
     check_audio: AudioCheck | None = None,
+    verify: bool = False,
 ) -> IngestSummary:
     """Validate every enumerated utterance, write its transcript, then the manifest atomically.
 
+    Audio headers are read by a thread pool; with `verify`, every file is decoded in full
+    (verify_audio), which finds truncated or NaN-holding audio that a header check passes.
     The manifest is written only after the whole corpus went through, so an exception midway
     leaves no manifest (or the previous one, untouched). Outputs the OS refuses fail before
     the work, as one-line OutputErrors; transcripts are written atomically too.
@@ -136,9 +147,11 @@ def ingest_corpus(
     rows: list[tuple[str, str, str, float]] = []
     skips: list[Skip] = []
     written: set[str] = set()
-    with _progress(items, f"ingesting {source_dir}", show_progress) as bar:
-        for item in bar:
-            outcome = item if isinstance(item, Skip) else _validate(item, written, check_audio)
+    audio = _in_parallel(partial(_inspect_audio, check_audio=check_audio, decode=verify), items)
+    label = f"{'decoding and ingesting' if verify else 'ingesting'} {source_dir}"
+    with _progress(zip(items, audio), len(items), label, show_progress) as bar:
+        for item, header in bar:
+            outcome = item if isinstance(item, Skip) else _validate(item, header, written)
             if isinstance(outcome, Skip):
                 skips.append(outcome)
                 continue
@@ -167,20 +180,30 @@ def _enumerate(source_dir: Path, enumerate_corpus: Recipe) -> list[Utterance | S
     return items
 
 
-def _validate(item: Utterance, written: set[str], check_audio: AudioCheck | None) -> Skip | tuple[str, AudioInfo]:
+def _inspect_audio(item: Utterance | Skip, check_audio: AudioCheck | None, decode: bool) -> AudioInfo | Skip | None:
+    """An utterance's audio header (after a full decode with `decode`), or why its audio is unusable."""
+    if isinstance(item, Skip):
+        return None
+    try:
+        info = (verify_audio if decode else audio_info)(item.audio_path)
+    except AudioError as error:
+        cause = _AUDIO_CAUSES.get(error.cause.partition(" (")[0], UNREADABLE_AUDIO)
+        return Skip(cause, item.audio_path, error.cause)
+    problem = check_audio(info) if check_audio else None
+    if problem:
+        cause, detail = problem
+        return Skip(cause, item.audio_path, detail)
+    return info
+
+
+def _validate(item: Utterance, audio: Skip | AudioInfo, written: set[str]) -> Skip | tuple[str, AudioInfo]:
     """The normalized text and audio header of a usable utterance, or why it is skipped."""
     if item.uid in ("", ".", "..") or Path(item.uid).name != item.uid:
         return Skip(MALFORMED_ENTRY, item.audio_path, f"utterance id {item.uid!r} cannot name a transcript file")
     if item.uid in written:
         return Skip(DUPLICATE_ID, item.audio_path, f"utterance id {item.uid!r} already ingested")
-    try:
-        info = audio_info(item.audio_path)
-    except AudioError as error:
-        return Skip(_AUDIO_CAUSES.get(error.cause, UNREADABLE_AUDIO), item.audio_path, error.cause)
-    problem = check_audio(info) if check_audio else None
-    if problem:
-        cause, detail = problem
-        return Skip(cause, item.audio_path, detail)
+    if isinstance(audio, Skip):
+        return audio
     if item.text is None:
         return Skip(NO_TRANSCRIPT, item.audio_path, f"no transcript for utterance {item.uid!r}")
     try:
@@ -189,7 +212,28 @@ def _validate(item: Utterance, written: set[str], check_audio: AudioCheck | None
         return Skip(UNMAPPABLE_TEXT, item.audio_path, f"utterance {item.uid!r}: {error}")
     if not text:
         return Skip(EMPTY_TEXT, item.audio_path, f"utterance {item.uid!r}: transcript is empty")
-    return text, info
+    return text, audio
+
+
+def _in_parallel(function: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+    """function(item) for each item, in order, computed by a thread pool a few items ahead.
+
+    Threads suffice: libsndfile releases the GIL while it reads and decodes. Submitting a
+    bounded window, not the whole corpus, keeps memory flat on a million files.
+    """
+    workers = os.cpu_count() or 1
+    pending: deque[Future] = deque()
+    with ThreadPoolExecutor(workers) as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(function, item))
+                if len(pending) >= 4 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:  # stopped early (an error, Ctrl-C): drop the work not started
+            for future in pending:
+                future.cancel()
 
 
 def read_lines(path: Path) -> list[str]:
@@ -211,10 +255,10 @@ def untranscribed(audio_paths: Iterable[Path], transcribed: set[str]) -> Iterato
             yield Utterance(path.stem, path, None)
 
 
-def _progress(items: list, label: str, show: bool):
+def _progress(items: Iterable[T], length: int, label: str, show: bool):
     if not show:
         return contextlib.nullcontext(items)
-    return click.progressbar(items, label=label, file=sys.stderr)
+    return click.progressbar(items, length=length, label=label, file=sys.stderr)
 
 
 def _absolute(path: str | Path) -> Path:

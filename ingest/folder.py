@@ -16,10 +16,10 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 
 
 def ingest_folder(
-    source_dir: Path, transcripts_dir: Path, manifest_path: Path, show_progress: bool = True
+    source_dir: Path, transcripts_dir: Path, manifest_path: Path, show_progress: bool = True, verify: bool = False
 ) -> IngestSummary:
     """Ingest every audio file under `source_dir` that has a same-named .txt transcript."""
-    return ingest_corpus(source_dir, enumerate_folder, transcripts_dir, manifest_path, show_progress)
+    return ingest_corpus(source_dir, enumerate_folder, transcripts_dir, manifest_path, show_progress, verify=verify)
 
 
 def enumerate_folder(source_dir: Path) -> Iterator[Utterance | Skip]:
