@@ -11,6 +11,7 @@ import click
 
 from ds2_keras.errors import OneLineErrors
 
+from .an4 import SPLITS as AN4_SPLITS, ingest_an4
 from .common import IngestSummary
 from .commonvoice import ingest_commonvoice
 from .folder import ingest_folder
@@ -70,8 +71,16 @@ def commonvoice(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: 
 @ingest.command()
 @corpus_arguments
 def folder(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool) -> None:
-    """Any tree of .wav/.flac/.mp3/.ogg files, each with a same-named .txt transcript."""
+    """Any tree of .wav/.flac/.mp3/.ogg/.sph files, each with a same-named .txt transcript."""
     echo_summary(ingest_folder(src_dir, transcripts_dir, manifest, progress, verify))
+
+
+@ingest.command()
+@corpus_arguments
+@click.option("--split", type=click.Choice(AN4_SPLITS), default="train", show_default=True)
+def an4(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool, split: str) -> None:
+    """AN4 (CMU census): the an4 directory (etc/, wav/ of .sph files) or its parent."""
+    echo_summary(ingest_an4(src_dir, transcripts_dir, manifest, split, progress, verify))
 
 
 ingest.add_command(synth)

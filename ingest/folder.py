@@ -1,5 +1,5 @@
-"""Any directory tree of audio files (.wav, .flac, .mp3, .ogg), each with a same-named .txt
-transcript beside it. Utterance ids are the relative paths, `/` replaced by `__`, so files of
+"""Any directory tree of audio files (.wav, .flac, .mp3, .ogg, .sph), each with a same-named
+.txt transcript beside it. Utterance ids are the relative paths, `/` replaced by `__`, so files of
 the same name in different folders do not collide.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from .common import (
     MISSING_AUDIO, UNREADABLE_TRANSCRIPT, IngestError, IngestSummary, Skip, Utterance, ingest_corpus, read_lines,
 )
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".sph")  # .sph: NIST SPHERE, as AN4 ships
 
 
 def ingest_folder(

@@ -19,7 +19,7 @@ from typing import Sequence
 import pytest
 from click.testing import CliRunner
 
-from corpus_fixtures import make_commonvoice, make_librispeech, make_ljspeech, write_tone
+from corpus_fixtures import make_an4, make_commonvoice, make_librispeech, make_ljspeech, write_tone
 from ds2_keras.cli import main
 from test_ingest_other import CV_ROWS, LJ_ROWS
 
@@ -49,8 +49,14 @@ def make_cv(root: Path) -> Path:
     return root
 
 
+def make_an4_dir(root: Path) -> Path:
+    make_an4(root / "an4")
+    return root
+
+
 # Every recipe but synth (tested on its own): how to make a small corpus of it in a directory.
-CORPORA = {"librispeech": make_split, "ljspeech": make_lj, "commonvoice": make_cv, "folder": make_folder}
+CORPORA = {"librispeech": make_split, "ljspeech": make_lj, "commonvoice": make_cv, "folder": make_folder,
+           "an4": make_an4_dir}
 
 
 def ingest_args(recipe: str, base: Path, transcripts: Path, manifest: Path) -> list[str]:
