@@ -149,7 +149,7 @@ def ingest_corpus(
     written: set[str] = set()
     audio = _in_parallel(partial(_inspect_audio, check_audio=check_audio, decode=verify), items)
     label = f"{'decoding and ingesting' if verify else 'ingesting'} {source_dir}"
-    with _progress(zip(items, audio), len(items), label, show_progress) as bar:
+    with contextlib.closing(audio), _progress(zip(items, audio), len(items), label, show_progress) as bar:
         for item, header in bar:
             outcome = item if isinstance(item, Skip) else _validate(item, header, written)
             if isinstance(outcome, Skip):

@@ -245,11 +245,17 @@ def tmpfs(directory: Path, options: str) -> list[str]:
     return prefix
 
 
-def test_manifest_on_a_read_only_file_system(tmp_path):
-    manifest = tmp_path / "ro" / "manifest.csv"
-    result = ds2(*ingest_args("folder", tmp_path, tmp_path / "tx", manifest), prefix=tmpfs(tmp_path / "ro", "ro"))
-    assert_one_line_error(result, f"{manifest}: cannot write (read-only file system)")
-    assert listing(tmp_path / "tx") == []
+@pytest.mark.parametrize("output", ["transcripts", "manifest"])
+def test_output_on_a_read_only_file_system(tmp_path, output):
+    read_only_fs = tmp_path / "ro"
+    transcripts, manifest = tmp_path / "tx", tmp_path / "manifest.csv"
+    if output == "transcripts":
+        transcripts = named = read_only_fs / "tx"
+    else:
+        manifest = named = read_only_fs / "manifest.csv"
+    result = ds2(*ingest_args("folder", tmp_path, transcripts, manifest), prefix=tmpfs(read_only_fs, "ro"))
+    assert_one_line_error(result, f"{named}: cannot write (read-only file system)")
+    assert listing(tmp_path / "tx") == [] and not (tmp_path / "manifest.csv").exists()
 
 
 def test_manifest_on_a_full_disk(tmp_path):
