@@ -44,6 +44,10 @@ NON_FINITE_AUDIO = "non-finite samples"
 _AUDIO_CAUSES = {"file not found": MISSING_AUDIO, "audio holds no samples": EMPTY_AUDIO,
                  "incomplete audio": INCOMPLETE_AUDIO, "non-finite samples": NON_FINITE_AUDIO}
 
+# File names are at most 255 bytes on common file systems, and a transcript is first written
+# as ".<uid>.txt.<8 random characters>.txt" (fileio.atomic_path).
+MAX_UID_BYTES = 200
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -198,7 +202,7 @@ def _inspect_audio(item: Utterance | Skip, check_audio: AudioCheck | None, decod
 
 def _validate(item: Utterance, audio: Skip | AudioInfo, written: set[str]) -> Skip | tuple[str, AudioInfo]:
     """The normalized text and audio header of a usable utterance, or why it is skipped."""
-    if item.uid in ("", ".", "..") or Path(item.uid).name != item.uid:
+    if item.uid in ("", ".", "..") or Path(item.uid).name != item.uid or len(os.fsencode(item.uid)) > MAX_UID_BYTES:
         return Skip(MALFORMED_ENTRY, item.audio_path, f"utterance id {item.uid!r} cannot name a transcript file")
     if item.uid in written:
         return Skip(DUPLICATE_ID, item.audio_path, f"utterance id {item.uid!r} already ingested")

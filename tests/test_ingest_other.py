@@ -155,6 +155,18 @@ def test_folder_bad_input(tmp_path):
         assert named in summary.format()
 
 
+def test_folder_path_too_long_for_a_transcript_name_is_skipped(tmp_path):
+    root = tmp_path / "recordings"
+    deep = root / ("d" * 120) / ("e" * 120) / "clip.wav"  # utterance id: 120 + 2 + 120 + 2 + 4 bytes
+    for path in (root / "short.wav", deep):
+        write_tone(path, 0.3)
+        path.with_suffix(".txt").write_text("hello", encoding="utf-8")
+    summary = ingest_folder(root, *outputs(tmp_path), show_progress=False)
+    assert summary.utterances == 1 and summary.skipped == {"malformed transcript entry": 1}
+    uid = f"{'d' * 120}__{'e' * 120}__clip"
+    assert f"{deep}: utterance id '{uid}' cannot name a transcript file" in summary.format()
+
+
 def test_folder_without_audio(tmp_path):
     (tmp_path / "texts").mkdir()
     (tmp_path / "texts" / "a.txt").write_text("hello", encoding="utf-8")
