@@ -170,21 +170,21 @@ def unprivileged() -> list[str]:
     return prefix
 
 
-def read_only(directory: Path) -> Path:
+def unwritable(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o555)
     return directory
 
 
 def test_manifest_in_a_directory_without_write_permission(tmp_path, unprivileged):
-    manifest = read_only(tmp_path / "out") / "manifest.csv"
+    manifest = unwritable(tmp_path / "out") / "manifest.csv"
     result = ds2(*ingest_args("librispeech", tmp_path, tmp_path / "tx", manifest), prefix=unprivileged)
     assert_one_line_error(result, f"{manifest}: cannot write (permission denied)")
     assert listing(tmp_path / "out") == [] and listing(tmp_path / "tx") == []
 
 
 def test_transcripts_dir_without_write_permission(tmp_path, unprivileged):
-    transcripts = read_only(tmp_path / "tx")
+    transcripts = unwritable(tmp_path / "tx")
     result = ds2(*ingest_args("folder", tmp_path, transcripts, tmp_path / "manifest.csv"), prefix=unprivileged)
     assert_one_line_error(result, f"{transcripts / 'clip0.txt'}: cannot write (permission denied)")
     assert listing(transcripts) == [] and not (tmp_path / "manifest.csv").exists()
@@ -202,7 +202,7 @@ def test_unreadable_source_subdirectory_is_named_not_skipped(tmp_path, unprivile
 def test_lm_build_in_a_directory_without_write_permission(tmp_path, unprivileged):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the cat sat\nthe dog ran\n")
-    target = read_only(tmp_path / "lm") / "lm.arpa"
+    target = unwritable(tmp_path / "lm") / "lm.arpa"
     result = ds2("lm", "build", target, "--text", corpus, prefix=unprivileged)
     assert_one_line_error(result, f"{target}: cannot write (permission denied)")
     assert listing(tmp_path / "lm") == []
@@ -261,11 +261,11 @@ def test_output_on_a_read_only_file_system(tmp_path, output):
 def test_manifest_on_a_full_disk(tmp_path):
     manifest = tmp_path / "small" / "manifest.csv"
     args = ingest_args("folder", tmp_path, tmp_path / "tx", manifest)
-    make_folder(tmp_path / "corpus", 40, seconds=0.05)  # a manifest over the tmpfs's one 4 KiB page
+    make_folder(tmp_path / "corpus", 100, seconds=0.05)  # rows of 50 bytes at least: over the one 4 KiB page
     result = ds2(*args, prefix=tmpfs(tmp_path / "small", "size=4k"))
     assert_one_line_error(result, f"{manifest}: cannot write (no space left on device)")
     assert result.stdout == ""  # nothing left on the full disk: no temporary, no partial manifest
-    assert len(listing(tmp_path / "tx")) == 40
+    assert len(listing(tmp_path / "tx")) == 100
 
 
 def test_synth_on_a_full_disk_leaves_no_corpus(tmp_path):
