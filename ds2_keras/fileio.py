@@ -74,14 +74,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     OSErrors from the block (a full disk while writing, say) become OutputErrors naming `path`.
     """
     path = Path(path)
-    if path.is_dir():
-        raise OutputError(path, f"cannot write ({_CAUSES[errno.EISDIR]})")
-    make_directory(path.parent)
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    except OSError as error:
-        raise OutputError(path, f"cannot write ({os_cause(error)})") from None
-    os.close(handle)
+    temporary = _temporary_beside(path)
     try:
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
         yield Path(temporary)
@@ -91,6 +84,30 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def check_writable(path: str | Path) -> Path:
+    """Raise the OutputError that writing `path` later would raise, now.
+
+    A long job (an ingest) calls this before its work, so that a manifest path that is a
+    directory, or sits in a read-only place, fails in a second rather than after an hour.
+    """
+    path = Path(path)
+    os.remove(_temporary_beside(path))
+    return path
+
+
+def _temporary_beside(path: Path) -> str:
+    """An empty temporary file in `path`'s directory (made if missing); refusals name `path`."""
+    if path.is_dir():
+        raise OutputError(path, f"cannot write ({_CAUSES[errno.EISDIR]})")
+    make_directory(path.parent)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    except OSError as error:
+        raise OutputError(path, f"cannot write ({os_cause(error)})") from None
+    os.close(handle)
+    return temporary
 
 
 def _umask() -> int:

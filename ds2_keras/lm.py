@@ -18,7 +18,7 @@ import pandas as pd
 from .alphabet import UnmappableTextError, normalize_text
 from .decoding import BeamSearchDecoder
 from .errors import LanguageModelError
-from .fileio import atomic_path
+from .fileio import atomic_path, check_writable
 from .manifest import read_manifests
 from .metrics import cer, wer
 
@@ -147,13 +147,13 @@ def build_arpa(sentences: Iterable[str], path: str | Path, order: int = 3) -> Pa
     split = [words for words in split if words]
     if not split:
         raise LanguageModelError("no sentences to build a language model from")
+    path = check_writable(path)  # now, not after the counting (the slow part)
     vocabulary = [SENTENCE_START, SENTENCE_END, UNKNOWN] + sorted({w for words in split for w in words}
                                                                    - {SENTENCE_START, SENTENCE_END, UNKNOWN})
     ids = {word: i for i, word in enumerate(vocabulary)}
     padded = [[0, *(ids[w] for w in words), 1] for words in split]
     tables = _count_ngrams(padded, len(vocabulary), order)
     probabilities, backoffs = _interpolate(tables, _adjusted_counts(tables, start_id=0), start_id=0)
-    path = Path(path)
     with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as out:
         out.write("\\data\\\n")
         for n, table in enumerate(tables, start=1):

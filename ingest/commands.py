@@ -11,6 +11,7 @@ import click
 
 from ds2_keras.errors import OneLineErrors
 
+from .an4 import SPLITS as AN4_SPLITS, ingest_an4
 from .common import IngestSummary
 from .commonvoice import ingest_commonvoice
 from .folder import ingest_folder
@@ -22,12 +23,15 @@ _PATH = click.Path(path_type=Path)
 
 
 def corpus_arguments(command: Callable) -> Callable:
-    """The seed's three arguments, which every corpus subcommand takes, and --progress."""
+    """The seed's three arguments, which every corpus subcommand takes, --progress and --verify-audio."""
     for decorator in reversed((
         click.argument("src_dir", type=_PATH),
         click.argument("transcripts_dir", type=_PATH),
         click.argument("manifest", type=_PATH),
         click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr."),
+        click.option("--verify-audio", "verify", is_flag=True,
+                     help="Decode every audio file in full (in parallel) and skip any that is truncated, corrupt "
+                          "or holds NaN/Inf samples. Slower: by default only headers are read."),
     )):
         command = decorator(command)
     return command
@@ -44,31 +48,39 @@ def ingest() -> None:
 
 @ingest.command()
 @corpus_arguments
-def librispeech(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool) -> None:
+def librispeech(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool) -> None:
     """LibriSpeech: one split directory, the LibriSpeech/ directory of splits, or its parent."""
-    echo_summary(ingest_librispeech(src_dir, transcripts_dir, manifest, progress))
+    echo_summary(ingest_librispeech(src_dir, transcripts_dir, manifest, progress, verify))
 
 
 @ingest.command()
 @corpus_arguments
-def ljspeech(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool) -> None:
+def ljspeech(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool) -> None:
     """LJSpeech: the LJSpeech-1.1 directory (metadata.csv and wavs/)."""
-    echo_summary(ingest_ljspeech(src_dir, transcripts_dir, manifest, progress))
+    echo_summary(ingest_ljspeech(src_dir, transcripts_dir, manifest, progress, verify))
 
 
 @ingest.command()
 @corpus_arguments
 @click.option("--split", default="train", show_default=True, help="Which <split>.tsv to ingest.")
-def commonvoice(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, split: str) -> None:
+def commonvoice(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool, split: str) -> None:
     """Common Voice: a language directory holding <split>.tsv and clips/."""
-    echo_summary(ingest_commonvoice(src_dir, transcripts_dir, manifest, split, progress))
+    echo_summary(ingest_commonvoice(src_dir, transcripts_dir, manifest, split, progress, verify))
 
 
 @ingest.command()
 @corpus_arguments
-def folder(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool) -> None:
-    """Any tree of .wav/.flac/.mp3/.ogg files, each with a same-named .txt transcript."""
-    echo_summary(ingest_folder(src_dir, transcripts_dir, manifest, progress))
+def folder(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool) -> None:
+    """Any tree of .wav/.flac/.mp3/.ogg/.sph files, each with a same-named .txt transcript."""
+    echo_summary(ingest_folder(src_dir, transcripts_dir, manifest, progress, verify))
+
+
+@ingest.command()
+@corpus_arguments
+@click.option("--split", type=click.Choice(AN4_SPLITS), default="train", show_default=True)
+def an4(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool, split: str) -> None:
+    """AN4 (CMU census): the an4 directory (etc/, wav/ of .sph files) or its parent."""
+    echo_summary(ingest_an4(src_dir, transcripts_dir, manifest, split, progress, verify))
 
 
 ingest.add_command(synth)

@@ -9,17 +9,20 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import click
 import pandas as pd
 
 from ds2_keras.alphabet import UnmappableTextError, normalize_text
-from ds2_keras.audio import SAMPLE_RATE, AudioError, AudioInfo, audio_info
+from ds2_keras.audio import SAMPLE_RATE, AudioError, AudioInfo, audio_info, verify_audio
 from ds2_keras.errors import FileError
+from ds2_keras.fileio import atomic_write_text, check_writable, make_directory, os_cause, os_error_path
 from ds2_keras.manifest import COLUMNS, write_manifest
 
 # Skip causes; the summary groups skipped items under these names.
@@ -34,9 +37,19 @@ NOT_MONO = "not mono"
 DUPLICATE_ID = "duplicate utterance id"
 MALFORMED_ENTRY = "malformed transcript entry"
 UNREADABLE_TRANSCRIPT = "unreadable transcript"
+INCOMPLETE_AUDIO = "incomplete audio"
+NON_FINITE_AUDIO = "non-finite samples"
 
-# AudioError.cause strings from ds2_keras.audio; anything else counts as unreadable.
-_AUDIO_CAUSES = {"file not found": MISSING_AUDIO, "audio holds no samples": EMPTY_AUDIO}
+# AudioError.cause strings from ds2_keras.audio, up to any " (details)"; anything else counts as unreadable.
+_AUDIO_CAUSES = {"file not found": MISSING_AUDIO, "audio holds no samples": EMPTY_AUDIO,
+                 "incomplete audio": INCOMPLETE_AUDIO, "non-finite samples": NON_FINITE_AUDIO}
+
+# File names are at most 255 bytes on common file systems, and a transcript is first written
+# as ".<uid>.txt.<8 random characters>.txt" (fileio.atomic_path).
+MAX_UID_BYTES = 200
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class IngestError(FileError):
@@ -98,6 +111,9 @@ class IngestSummary:
         return "\n".join(lines)
 
 
+# A recipe: lists a corpus directory's utterances, and the problems only it can see.
+Recipe = Callable[[Path], Iterable[Utterance | Skip]]
+
 # Given an audio header: None if the audio suits the corpus, else (cause, detail).
 AudioCheck = Callable[[AudioInfo], tuple[str, str] | None]
 
@@ -113,37 +129,39 @@ def require_16k_mono(info: AudioInfo) -> tuple[str, str] | None:
 
 def ingest_corpus(
     source_dir: Path,
-    enumerate_corpus: Callable[[Path], Iterable[Utterance | Skip]],
+    enumerate_corpus: Recipe,
     transcripts_dir: Path,
     manifest_path: Path,
     show_progress: bool = True,
     check_audio: AudioCheck | None = None,
+    verify: bool = False,
 ) -> IngestSummary:
     """Validate every enumerated utterance, write its transcript, then the manifest atomically.
 
+    Audio headers are read by a thread pool; with `verify`, every file is decoded in full
+    (verify_audio), which finds truncated or NaN-holding audio that a header check passes.
     The manifest is written only after the whole corpus went through, so an exception midway
-    leaves no manifest (or the previous one, untouched).
+    leaves no manifest (or the previous one, untouched). Outputs the OS refuses fail before
+    the work, as one-line OutputErrors; transcripts are written atomically too.
     """
     source_dir = Path(source_dir)
-    if not source_dir.is_dir():
-        raise IngestError(source_dir, "directory not found" if not source_dir.exists() else "not a directory")
-    items = list(enumerate_corpus(source_dir))
-    if not items:
-        raise IngestError(source_dir, "holds no utterances")
-    transcripts_dir = _absolute(transcripts_dir)
-    transcripts_dir.mkdir(parents=True, exist_ok=True)
+    items = _enumerate(source_dir, enumerate_corpus)
+    transcripts_dir = make_directory(_absolute(transcripts_dir))
+    check_writable(manifest_path)
     rows: list[tuple[str, str, str, float]] = []
     skips: list[Skip] = []
     written: set[str] = set()
-    with _progress(items, f"ingesting {source_dir}", show_progress) as bar:
-        for item in bar:
-            outcome = item if isinstance(item, Skip) else _validate(item, written, check_audio)
+    audio = _in_parallel(partial(_inspect_audio, check_audio=check_audio, decode=verify), items)
+    label = f"{'decoding and ingesting' if verify else 'ingesting'} {source_dir}"
+    with contextlib.closing(audio), _progress(zip(items, audio), len(items), label, show_progress) as bar:
+        for item, header in bar:
+            outcome = item if isinstance(item, Skip) else _validate(item, header, written)
             if isinstance(outcome, Skip):
                 skips.append(outcome)
                 continue
             text, info = outcome
             transcript = transcripts_dir / f"{item.uid}.txt"
-            transcript.write_text(text, encoding="utf-8")
+            atomic_write_text(transcript, text)
             written.add(item.uid)
             rows.append((str(_absolute(item.audio_path)), str(transcript), text, info.duration))
     if not rows:
@@ -153,20 +171,43 @@ def ingest_corpus(
     return IngestSummary(manifest=path, utterances=len(rows), seconds=sum(r[3] for r in rows), skips=skips)
 
 
-def _validate(item: Utterance, written: set[str], check_audio: AudioCheck | None) -> Skip | tuple[str, AudioInfo]:
-    """The normalized text and audio header of a usable utterance, or why it is skipped."""
-    if item.uid in ("", ".", "..") or Path(item.uid).name != item.uid:
-        return Skip(MALFORMED_ENTRY, item.audio_path, f"utterance id {item.uid!r} cannot name a transcript file")
-    if item.uid in written:
-        return Skip(DUPLICATE_ID, item.audio_path, f"utterance id {item.uid!r} already ingested")
+def _enumerate(source_dir: Path, enumerate_corpus: Recipe) -> list[Utterance | Skip]:
+    """The recipe's items; a directory the OS will not list is a one-line IngestError naming it."""
     try:
-        info = audio_info(item.audio_path)
+        if not source_dir.is_dir():
+            raise IngestError(source_dir, "directory not found" if not source_dir.exists() else "not a directory")
+        items = list(enumerate_corpus(source_dir))
+    except OSError as error:
+        raise IngestError(os_error_path(error, source_dir), f"cannot read ({os_cause(error)})") from None
+    if not items:
+        raise IngestError(source_dir, "holds no utterances")
+    return items
+
+
+def _inspect_audio(item: Utterance | Skip, check_audio: AudioCheck | None, decode: bool) -> AudioInfo | Skip | None:
+    """An utterance's audio header (after a full decode with `decode`), or why its audio is unusable."""
+    if isinstance(item, Skip):
+        return None
+    try:
+        info = (verify_audio if decode else audio_info)(item.audio_path)
     except AudioError as error:
-        return Skip(_AUDIO_CAUSES.get(error.cause, UNREADABLE_AUDIO), item.audio_path, error.cause)
+        cause = _AUDIO_CAUSES.get(error.cause.partition(" (")[0], UNREADABLE_AUDIO)
+        return Skip(cause, item.audio_path, error.cause)
     problem = check_audio(info) if check_audio else None
     if problem:
         cause, detail = problem
         return Skip(cause, item.audio_path, detail)
+    return info
+
+
+def _validate(item: Utterance, audio: Skip | AudioInfo, written: set[str]) -> Skip | tuple[str, AudioInfo]:
+    """The normalized text and audio header of a usable utterance, or why it is skipped."""
+    if item.uid in ("", ".", "..") or Path(item.uid).name != item.uid or len(os.fsencode(item.uid)) > MAX_UID_BYTES:
+        return Skip(MALFORMED_ENTRY, item.audio_path, f"utterance id {item.uid!r} cannot name a transcript file")
+    if item.uid in written:
+        return Skip(DUPLICATE_ID, item.audio_path, f"utterance id {item.uid!r} already ingested")
+    if isinstance(audio, Skip):
+        return audio
     if item.text is None:
         return Skip(NO_TRANSCRIPT, item.audio_path, f"no transcript for utterance {item.uid!r}")
     try:
@@ -175,7 +216,28 @@ def _validate(item: Utterance, written: set[str], check_audio: AudioCheck | None
         return Skip(UNMAPPABLE_TEXT, item.audio_path, f"utterance {item.uid!r}: {error}")
     if not text:
         return Skip(EMPTY_TEXT, item.audio_path, f"utterance {item.uid!r}: transcript is empty")
-    return text, info
+    return text, audio
+
+
+def _in_parallel(function: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+    """function(item) for each item, in order, computed by a thread pool a few items ahead.
+
+    Threads suffice: libsndfile releases the GIL while it reads and decodes. Submitting a
+    bounded window, not the whole corpus, keeps memory flat on a million files.
+    """
+    workers = os.cpu_count() or 1
+    pending: deque[Future] = deque()
+    with ThreadPoolExecutor(workers) as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(function, item))
+                if len(pending) >= 4 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:  # stopped early (an error, Ctrl-C): drop the work not started
+            for future in pending:
+                future.cancel()
 
 
 def read_lines(path: Path) -> list[str]:
@@ -186,7 +248,7 @@ def read_lines(path: Path) -> list[str]:
     except UnicodeDecodeError as error:
         raise IngestError(path, f"not UTF-8 text ({error.reason} at byte {error.start})") from None
     except OSError as error:
-        raise IngestError(path, f"cannot read ({error.strerror})") from None
+        raise IngestError(path, f"cannot read ({os_cause(error)})") from None
     return text.replace("\r\n", "\n").split("\n")
 
 
@@ -197,10 +259,10 @@ def untranscribed(audio_paths: Iterable[Path], transcribed: set[str]) -> Iterato
             yield Utterance(path.stem, path, None)
 
 
-def _progress(items: list, label: str, show: bool):
+def _progress(items: Iterable[T], length: int, label: str, show: bool):
     if not show:
         return contextlib.nullcontext(items)
-    return click.progressbar(items, label=label, file=sys.stderr)
+    return click.progressbar(items, length=length, label=label, file=sys.stderr)
 
 
 def _absolute(path: str | Path) -> Path:

@@ -15,11 +15,13 @@ from .common import (
 
 
 def ingest_commonvoice(
-    source_dir: Path, transcripts_dir: Path, manifest_path: Path, split: str = "train", show_progress: bool = True
+    source_dir: Path, transcripts_dir: Path, manifest_path: Path, split: str = "train", show_progress: bool = True,
+    verify: bool = False,
 ) -> IngestSummary:
     """Ingest one split (train, dev, test, validated, ...) of a Common Voice language directory."""
     return ingest_corpus(
-        source_dir, partial(enumerate_commonvoice, split=split), transcripts_dir, manifest_path, show_progress
+        source_dir, partial(enumerate_commonvoice, split=split), transcripts_dir, manifest_path, show_progress,
+        verify=verify,
     )
 
 

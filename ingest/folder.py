@@ -1,9 +1,10 @@
-"""Any directory tree of audio files (.wav, .flac, .mp3, .ogg), each with a same-named .txt
-transcript beside it. Utterance ids are the relative paths, `/` replaced by `__`, so files of
+"""Any directory tree of audio files (.wav, .flac, .mp3, .ogg, .sph), each with a same-named
+.txt transcript beside it. Utterance ids are the relative paths, `/` replaced by `__`, so files of
 the same name in different folders do not collide.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -11,18 +12,18 @@ from .common import (
     MISSING_AUDIO, UNREADABLE_TRANSCRIPT, IngestError, IngestSummary, Skip, Utterance, ingest_corpus, read_lines,
 )
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".sph")  # .sph: NIST SPHERE, as AN4 ships
 
 
 def ingest_folder(
-    source_dir: Path, transcripts_dir: Path, manifest_path: Path, show_progress: bool = True
+    source_dir: Path, transcripts_dir: Path, manifest_path: Path, show_progress: bool = True, verify: bool = False
 ) -> IngestSummary:
     """Ingest every audio file under `source_dir` that has a same-named .txt transcript."""
-    return ingest_corpus(source_dir, enumerate_folder, transcripts_dir, manifest_path, show_progress)
+    return ingest_corpus(source_dir, enumerate_folder, transcripts_dir, manifest_path, show_progress, verify=verify)
 
 
 def enumerate_folder(source_dir: Path) -> Iterator[Utterance | Skip]:
-    files = sorted(path for path in source_dir.rglob("*") if path.is_file())
+    files = sorted(path for path in _walk(source_dir) if path.is_file())
     audio = [path for path in files if path.suffix.lower() in AUDIO_SUFFIXES]
     if not audio:
         raise IngestError(source_dir, f"no audio files ({', '.join(AUDIO_SUFFIXES)})")
@@ -42,3 +43,12 @@ def enumerate_folder(source_dir: Path) -> Iterator[Utterance | Skip]:
     for path in files:
         if path.suffix == ".txt" and path.with_suffix("") not in stems:
             yield Skip(MISSING_AUDIO, path, "transcript with no audio file of the same name")
+
+
+def _walk(directory: Path) -> Iterator[Path]:
+    """Every path below `directory`; a subdirectory the OS will not list raises (rglob would skip it silently)."""
+    def refuse(error: OSError) -> None:
+        raise error
+
+    for folder, _, names in os.walk(directory, onerror=refuse):
+        yield from (Path(folder, name) for name in names)

@@ -14,11 +14,11 @@ from .common import (
 
 
 def ingest_librispeech(
-    source_dir: Path, transcripts_dir: Path, manifest_path: Path, show_progress: bool = True
+    source_dir: Path, transcripts_dir: Path, manifest_path: Path, show_progress: bool = True, verify: bool = False
 ) -> IngestSummary:
     """Ingest one split, or every split under a `LibriSpeech/` directory (or its parent)."""
     return ingest_corpus(
-        source_dir, enumerate_librispeech, transcripts_dir, manifest_path, show_progress, require_16k_mono
+        source_dir, enumerate_librispeech, transcripts_dir, manifest_path, show_progress, require_16k_mono, verify
     )
 
 

@@ -13,10 +13,10 @@ from .common import (
 
 
 def ingest_ljspeech(
-    source_dir: Path, transcripts_dir: Path, manifest_path: Path, show_progress: bool = True
+    source_dir: Path, transcripts_dir: Path, manifest_path: Path, show_progress: bool = True, verify: bool = False
 ) -> IngestSummary:
     """Ingest the unpacked `LJSpeech-1.1` directory."""
-    return ingest_corpus(source_dir, enumerate_ljspeech, transcripts_dir, manifest_path, show_progress)
+    return ingest_corpus(source_dir, enumerate_ljspeech, transcripts_dir, manifest_path, show_progress, verify=verify)
 
 
 def enumerate_ljspeech(source_dir: Path) -> Iterator[Utterance | Skip]:

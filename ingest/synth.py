@@ -33,6 +33,7 @@ import soundfile
 from ds2_keras.alphabet import normalize_text
 from ds2_keras.audio import SAMPLE_RATE, resample, write_audio
 from ds2_keras.errors import DS2Error
+from ds2_keras.fileio import make_directory, reporting_os_errors
 from ingest.librispeech import ingest_librispeech
 from ingest.sentences import sentence_pool
 
@@ -328,7 +329,8 @@ def synthesize_corpus(out_dir: Path, num_utterances: int, seed: int = 0, workers
     Writes `OUT_DIR/<split>.csv` and `OUT_DIR/transcripts/<split>/`; returns split -> manifest.
     A corpus this command made before in OUT_DIR is replaced; any other `LibriSpeech`
     folder there is left alone and reported. The tree is built beside its final place and
-    renamed into it, so an interrupted run never leaves a half-written corpus.
+    renamed into it, so an interrupted run, or one the OS stops (a full disk: an OutputError
+    naming the file), never leaves a half-written corpus.
     """
     out_dir = Path(out_dir)
     root = out_dir / "LibriSpeech"
@@ -342,22 +344,23 @@ def synthesize_corpus(out_dir: Path, num_utterances: int, seed: int = 0, workers
     workers = workers or min(8, os.cpu_count() or 1)
 
     started = time.perf_counter()
-    staging = out_dir / "LibriSpeech.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        durations = synthesize_tree(staging, recordings, seed, workers, show_progress)
-        write_transcripts(staging, recordings)
-        write_speakers(staging, recordings, durations)
-        write_readme(staging, version, num_utterances, seed)
-    except BaseException:
+    staging = make_directory(out_dir) / "LibriSpeech.partial"
+    with reporting_os_errors(out_dir):
         shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if root.exists():
-        shutil.rmtree(root)
-        for split in SPLITS:
-            shutil.rmtree(out_dir / "transcripts" / split, ignore_errors=True)
-    staging.rename(root)
+        make_directory(staging)
+        try:
+            durations = synthesize_tree(staging, recordings, seed, workers, show_progress)
+            write_transcripts(staging, recordings)
+            write_speakers(staging, recordings, durations)
+            write_readme(staging, version, num_utterances, seed)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if root.exists():
+            shutil.rmtree(root)
+            for split in SPLITS:
+                shutil.rmtree(out_dir / "transcripts" / split, ignore_errors=True)
+        staging.rename(root)
     if show_progress:
         click.echo(f"synthesized {len(recordings)} utterances, {sum(durations.values()) / 3600:.2f} hours, "
                    f"{len({r.speaker for r in recordings})} voices in {time.perf_counter() - started:.1f} s "

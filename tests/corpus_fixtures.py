@@ -20,15 +20,31 @@ LIBRISPEECH = {
 }
 
 
+_FORMATS = {".sph": "NIST"}  # soundfile infers the other formats from the extension
+
+
+def tone(seconds: float, sample_rate: int = 16000) -> np.ndarray:
+    """A quiet 440 Hz tone."""
+    return 0.3 * np.sin(2 * np.pi * 440 * np.arange(int(round(seconds * sample_rate))) / sample_rate)
+
+
 def write_tone(path: Path, seconds: float, sample_rate: int = 16000, channels: int = 1) -> float:
-    """Write a quiet 440 Hz tone (format from the extension); return its exact duration."""
-    frames = int(round(seconds * sample_rate))
-    signal = 0.3 * np.sin(2 * np.pi * 440 * np.arange(frames) / sample_rate)
+    """Write a tone (format from the extension); return its exact duration."""
+    signal = tone(seconds, sample_rate)
     if channels > 1:
         signal = np.repeat(signal[:, None], channels, axis=1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(path), signal, sample_rate)
-    return frames / sample_rate
+    soundfile.write(str(path), signal, sample_rate, format=_FORMATS.get(path.suffix))
+    return len(signal) / sample_rate
+
+
+def write_nonfinite_wav(path: Path, value: float = np.nan, seconds: float = 0.5) -> Path:
+    """A 32-bit float WAV (a format that can store NaN and Inf) of a tone with one `value` sample."""
+    signal = tone(seconds).astype(np.float32)
+    signal[len(signal) // 2] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), signal, 16000, subtype="FLOAT")
+    return path
 
 
 def write_garbage(path: Path) -> None:
@@ -76,3 +92,36 @@ def make_commonvoice(root: Path, split: str, rows: dict[str, tuple[str, float]])
     root.mkdir(parents=True, exist_ok=True)
     (root / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return {clip: write_tone(root / "clips" / clip, seconds, 48000) for clip, (_, seconds) in rows.items()}
+
+
+# AN4 fileid -> (split, words as the transcription has them, seconds): three speakers.
+AN4 = {
+    "an251-fash-b": ("train", "YES", 0.5),
+    "an253-fash-b": ("train", "GO", 0.4),
+    "cen1-fash-b": ("train", "ENTER SIX TWO FOUR", 1.0),
+    "cen7-mgah-b": ("train", "P I T T S B U R G H", 1.5),
+    "an406-fcaw-b": ("test", "RUBOUT T W O", 0.7),
+    "cen2-fcaw-b": ("test", "FIFTY", 0.6),
+}
+AN4_AUDIO_DIRS = {"train": "an4_clstk", "test": "an4test_clstk"}
+
+
+def an4_audio(root: Path, split: str, fileid: str) -> Path:
+    """`root/wav/<split dir>/<speaker>/<fileid>.sph` (the speaker is the fileid's middle part)."""
+    return root / "wav" / AN4_AUDIO_DIRS[split] / fileid.split("-")[1] / f"{fileid}.sph"
+
+
+def make_an4(root: Path, wrap_train: bool = True) -> dict[str, float]:
+    """An `an4` directory: SPHERE audio, fileids and transcriptions; train lines wrapped in
+    `<s> ... </s>` (or not), test lines bare, as releases differ. Returns seconds by fileid."""
+    (root / "etc").mkdir(parents=True, exist_ok=True)
+    durations = {}
+    for split in AN4_AUDIO_DIRS:
+        wrap = split == "train" and wrap_train
+        ids = [fileid for fileid, (where, _, _) in AN4.items() if where == split]
+        lines = [f"<s> {AN4[i][1]} </s> ({i})" if wrap else f"{AN4[i][1]} ({i})" for i in ids]
+        (root / "etc" / f"an4_{split}.transcription").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        fileids = [an4_audio(root, split, i).relative_to(root / "wav").with_suffix("").as_posix() for i in ids]
+        (root / "etc" / f"an4_{split}.fileids").write_text("\n".join(fileids) + "\n", encoding="utf-8")
+        durations.update({i: write_tone(an4_audio(root, split, i), AN4[i][2]) for i in ids})
+    return durations

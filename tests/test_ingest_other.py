@@ -118,14 +118,14 @@ def test_folder_of_mixed_formats(tmp_path):
     root = tmp_path / "recordings"
     durations = {}
     for relative, rate, channels in (("a/one.wav", 8000, 1), ("a/b/two.flac", 16000, 2), ("three.ogg", 44100, 1),
-                                     ("b/one.mp3", 24000, 1)):
+                                     ("b/one.mp3", 24000, 1), ("c/four.sph", 16000, 1)):
         path = root / relative
         durations[path] = write_tone(path, 0.5, rate, channels)
         path.with_suffix(".txt").write_text(f"Recording {path.stem.upper()}!\n", encoding="utf-8")
     summary = ingest_folder(root, *outputs(tmp_path), show_progress=False)
     rows = read_manifest(summary.manifest)
     assert sorted(Path(p).name for p in rows["transcript_path"]) == [
-        "a__b__two.txt", "a__one.txt", "b__one.txt", "three.txt",
+        "a__b__two.txt", "a__one.txt", "b__one.txt", "c__four.txt", "three.txt",
     ]
     for row in rows.itertuples():
         assert row.text == f"recording {Path(row.audio_path).stem}"
@@ -155,10 +155,22 @@ def test_folder_bad_input(tmp_path):
         assert named in summary.format()
 
 
+def test_folder_path_too_long_for_a_transcript_name_is_skipped(tmp_path):
+    root = tmp_path / "recordings"
+    deep = root / ("d" * 120) / ("e" * 120) / "clip.wav"  # utterance id: 120 + 2 + 120 + 2 + 4 bytes
+    for path in (root / "short.wav", deep):
+        write_tone(path, 0.3)
+        path.with_suffix(".txt").write_text("hello", encoding="utf-8")
+    summary = ingest_folder(root, *outputs(tmp_path), show_progress=False)
+    assert summary.utterances == 1 and summary.skipped == {"malformed transcript entry": 1}
+    uid = f"{'d' * 120}__{'e' * 120}__clip"
+    assert f"{deep}: utterance id '{uid}' cannot name a transcript file" in summary.format()
+
+
 def test_folder_without_audio(tmp_path):
     (tmp_path / "texts").mkdir()
     (tmp_path / "texts" / "a.txt").write_text("hello", encoding="utf-8")
-    with pytest.raises(IngestError, match=r"no audio files \(.wav, .flac, .mp3, .ogg\)"):
+    with pytest.raises(IngestError, match=r"no audio files \(.wav, .flac, .mp3, .ogg, .sph\)"):
         ingest_folder(tmp_path / "texts", *outputs(tmp_path), show_progress=False)
 
 
