@@ -21,7 +21,7 @@ _CAUSES = {
     errno.EROFS: "read-only file system",
     errno.ENOSPC: "no space left on device",
     errno.EDQUOT: "disk quota exceeded",
-    errno.EFBIG: "file too large (file size limit reached)",
+    errno.EFBIG: "file too large: the file size limit was reached",
     errno.EISDIR: "is a directory",
     errno.ENOTDIR: "not a directory",
     errno.EEXIST: "already exists",

@@ -24,7 +24,7 @@ from ds2_keras.cli import main
 from test_ingest_other import CV_ROWS, LJ_ROWS
 
 REPO = Path(__file__).resolve().parents[1]
-TOO_LARGE = "file too large (file size limit reached)"
+TOO_LARGE = "file too large: the file size limit was reached"
 
 
 def make_folder(root: Path, count: int = 2, seconds: float = 0.3) -> Path:
