@@ -34,6 +34,9 @@ class DS2Config:
     rnn_units: int = 256
     bidirectional: bool = True
     lookahead: int = 0  # future frames seen by the row convolution of a unidirectional model
+    # Streamable (needs bidirectional=False): causal convolutions and feature normalization by
+    # statistics fixed at training time, so nothing depends on audio not yet heard but the lookahead.
+    streaming: bool = False
     relu_clip: float = 20.0
     batchnorm_momentum: float = 0.99  # lower for short runs, so inference statistics catch up
     dropout: float = 0.0
@@ -124,6 +127,12 @@ class DS2Config:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
         if any(value <= 0 for pair in self.conv_kernels + self.conv_strides for value in pair):
             raise ValueError("conv kernels and strides must be positive")
+        if self.lookahead < 0:
+            raise ValueError(f"lookahead must be >= 0, not {self.lookahead}")
+        if self.streaming and self.bidirectional:
+            raise ValueError("streaming=true needs bidirectional=false: a backward RNN waits for the end of the audio")
+        if self.streaming and any(kernel[0] <= stride[0] for kernel, stride in zip(self.conv_kernels, self.conv_strides)):
+            raise ValueError("streaming=true needs each convolution's time kernel longer than its time stride")
 
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")

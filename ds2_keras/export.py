@@ -93,8 +93,12 @@ def export_saved_model(model: DS2Model, out_dir: str | Path, version: int | None
     try:
         with generic_rnn_kernels(model):  # saving traces the signatures again
             module = serving_module(model)
-            tf.saved_model.save(module, str(staging), signatures={
-                "serving_default": module.recognize, "transcribe_wav": module.recognize_wav})
+            signatures = {"serving_default": module.recognize, "transcribe_wav": module.recognize_wav}
+            if model.ds2_config.streaming:
+                from .streaming import add_serving_signatures
+
+                signatures.update(add_serving_signatures(module, model))
+            tf.saved_model.save(module, str(staging), signatures=signatures)
         try:
             os.rename(staging, target)
         except OSError as error:  # another export took this version meanwhile
@@ -114,7 +118,9 @@ def export_command(model_file: Path, out_dir: Path, version: int | None) -> None
     from .checkpoints import ModelFileError, load_model_file
 
     try:
-        target = export_saved_model(load_model_file(model_file, compile=False), out_dir, version)
+        model = load_model_file(model_file, compile=False)
+        target = export_saved_model(model, out_dir, version)
     except (ModelFileError, ExportError) as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"exported {model_file} to {target} (signatures serving_default, transcribe_wav)")
+    streaming = ", stream_start, stream_step" if model.ds2_config.streaming else ""
+    click.echo(f"exported {model_file} to {target} (signatures serving_default, transcribe_wav{streaming})")

@@ -91,7 +91,9 @@ class BatchNormalization(layers.BatchNormalization):
 
 def _conv_block(x, lengths, config: DS2Config, index: int):
     (kernel_t, kernel_f), (stride_t, stride_f) = config.conv_kernels[index], config.conv_strides[index]
-    x = layers.ZeroPadding2D(((kernel_t // 2, kernel_t // 2), (kernel_f // 2, kernel_f // 2)), name=f"conv{index}_pad")(x)
+    # Centred in time, or causal (only past frames) in a streaming model; both keep ceil(T / stride) frames.
+    past, future = (kernel_t - 1, 0) if config.streaming else (kernel_t // 2, kernel_t // 2)
+    x = layers.ZeroPadding2D(((past, future), (kernel_f // 2, kernel_f // 2)), name=f"conv{index}_pad")(x)
     x = layers.Conv2D(config.conv_filters[index], (kernel_t, kernel_f), strides=(stride_t, stride_f),
                       padding="valid", use_bias=False, name=f"conv{index}")(x)
     lengths = StridedLengths(stride_t, name=f"conv{index}_lengths")(lengths)
@@ -131,7 +133,10 @@ def _build_graph(config: DS2Config):
     augment_seed = keras.Input(shape=(), dtype="int64", name="augment_seed", optional=True)
     audio = WaveformNoise(config.noise_snr_db, name="noise")(waveforms, sample_lengths, augment_seed)
     features, lengths = LogSpectrogram(config, name="log_spectrogram")(audio, sample_lengths)
-    features = UtteranceNormalization(name="normalization")(features, lengths)
+    if config.streaming:  # statistics fixed at training time (training.adapt_normalization): causal
+        features = layers.Normalization(axis=-1, name="global_normalization")(features)
+    else:
+        features = UtteranceNormalization(name="normalization")(features, lengths)
     features = SpecAugment(config, name="spec_augment")(features, lengths, augment_seed)
     x = TimeMask(name="input_mask")(features, lengths)
     x = layers.Reshape((-1, config.num_features, 1), name="add_channel")(x)

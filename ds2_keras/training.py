@@ -14,7 +14,8 @@ import keras
 from .checkpoints import MODEL_FILENAME, Checkpointer, load_model_file
 from .config import DS2Config
 from .data import (
-    Shard, Utterances, batches_per_epoch, check_cache_fits, evaluation_utterances, select_utterances, training_dataset,
+    Shard, Utterances, batches_per_epoch, check_cache_fits, evaluation_dataset, evaluation_utterances, select_utterances,
+    training_dataset,
 )
 from .distribute import choose_strategy, is_chief
 from .errors import DS2Error
@@ -76,6 +77,33 @@ def build_model_for_training(config: DS2Config, steps_per_epoch: int) -> DS2Mode
     return model
 
 
+NORMALIZATION_UTTERANCES = 500  # enough for stable per-bin statistics, a few seconds of decoding
+
+
+def adapt_normalization(model: DS2Model, utterances: Utterances, batch_size: int) -> None:
+    """Fix a streaming model's feature statistics from the real frames of up to 500 training utterances.
+
+    Streaming cannot normalize by an utterance's own statistics (they need its end), so the
+    mean and variance per bin are measured once here and saved with the weights.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(model.ds2_config.seed)
+    chosen = np.sort(rng.permutation(len(utterances))[:NORMALIZATION_UTTERANCES])
+    sample = Utterances(rows=utterances.rows.iloc[chosen].reset_index(drop=True),
+                        labels=[utterances.labels[i] for i in chosen])
+    spectrogram = model.get_layer("log_spectrogram")
+
+    def real_frames(inputs, targets, indices):
+        features, lengths = spectrogram(inputs["waveforms"], inputs["lengths"])
+        return tf.boolean_mask(features, tf.sequence_mask(lengths, tf.shape(features)[1]))[None]  # [1, frames, bins]
+
+    dataset, _ = evaluation_dataset(sample, model.ds2_config, batch_size)
+    model.get_layer("global_normalization").adapt(dataset.map(real_frames))
+    print(f"feature statistics from {len(sample)} training utterances")
+
+
 def load_split(manifests: list[Path], config: DS2Config, name: str) -> Utterances:
     utterances = select_utterances(read_manifests(manifests), config)
     print(utterances.report(name))
@@ -100,6 +128,8 @@ def fit(request: FitRequest) -> DS2Model:
         steps = batches_per_epoch(train, request.batch_size)
         if model is None:
             model = build_model_for_training(config, steps)
+            if config.streaming:
+                adapt_normalization(model, train, request.batch_size)
         _check_resumable(model, request.batch_size, steps)
         model.progress = {**model.progress, "batch_size": request.batch_size, "steps_per_epoch": steps}
     if is_chief():

@@ -21,6 +21,8 @@ from .cli_options import model_file_option
 if TYPE_CHECKING:
     import tensorflow as tf
 
+    from .model import DS2Model
+
 MAX_SECONDS = 20.0  # longest piece the network sees; longer audio is cut at pauses
 SEARCH_SECONDS = 5.0  # each cut is placed at the quietest point of the window's last seconds
 _PAUSE_SECONDS = 0.1  # energy is smoothed over this span so a cut prefers pauses to stop consonants
@@ -116,7 +118,14 @@ def transcribe_files(module: tf.Module, paths: Sequence[Path], batch_size: int =
               show_default=True, help="Audio pieces per network call.")
 @click.option("--max-seconds", type=click.FloatRange(min=1.0), default=MAX_SECONDS, show_default=True,
               help="Longer audio is cut at pauses into pieces of at most this length.")
-def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: int, max_seconds: float) -> None:
+@click.option("--stream", is_flag=True,
+              help="Stream each file (or raw 16 kHz 16-bit PCM from stdin for `-`) in chunks, printing partial "
+                   "transcripts on stderr; needs a model trained with streaming=true.")
+@click.option("--chunk-ms", type=click.IntRange(min=10), default=160, show_default=True,
+              help="With --stream: milliseconds of audio per chunk.")
+@click.option("--realtime", is_flag=True, help="With --stream: feed files no faster than they play.")
+def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: int, max_seconds: float,
+                       stream: bool, chunk_ms: int, realtime: bool) -> None:
     """Print `AUDIO<TAB>transcript` for each audio file (WAV, FLAC, MP3, ...; any rate, stereo mixed down).
 
     Greedy decoding, exactly as the exported SavedModel does it. An unreadable file is reported
@@ -126,7 +135,10 @@ def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: in
     from .recognizer import recognizer
 
     try:
-        module = recognizer(load_model_file(model_file, compile=False))
+        model = load_model_file(model_file, compile=False)
+        if stream:
+            return stream_files(model, audio, chunk_ms, realtime)
+        module = recognizer(model)
     except ModelFileError as error:
         raise click.ClickException(str(error)) from None
     failures = []
@@ -141,3 +153,30 @@ def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: in
         raise click.ClickException(str(failures[0]))
     if failures:
         raise click.ClickException(f"{len(failures)} of {len(audio)} audio files could not be transcribed")
+
+
+def stream_files(model: DS2Model, audio: Sequence[Path], chunk_ms: int, realtime: bool) -> None:
+    """`--stream`: partial transcripts on stderr as they change, `AUDIO<TAB>transcript` on stdout at the end."""
+    import sys
+    import time
+
+    from .streaming import Streamer, array_chunks, check_streamable, pcm_chunks
+
+    check_streamable(model)
+    sample_rate = model.ds2_config.sample_rate
+    chunk = sample_rate * chunk_ms // 1000
+    live = sys.stderr.isatty()
+    for path in audio:
+        chunks = pcm_chunks(sys.stdin.buffer, chunk) if str(path) == "-" else array_chunks(
+            load_audio(path, sample_rate), chunk)
+        streamer, shown, started = Streamer(model), "", time.monotonic()
+        for index, samples in enumerate(chunks):
+            if realtime and str(path) != "-":
+                time.sleep(max(0.0, started + index * chunk_ms / 1000 - time.monotonic()))
+            partial = streamer.feed(samples)
+            if partial != shown:
+                click.echo(f"\r\x1b[K{partial}" if live else f"{path}\tpartial\t{partial}", err=True, nl=not live)
+                shown = partial
+        if live:
+            click.echo("\r\x1b[K", err=True, nl=False)
+        click.echo(f"{path}\t{streamer.finish()}")

@@ -56,6 +56,19 @@ def transcripts(response: dict) -> list[str]:
     return response["outputs"]["transcripts"]
 
 
+def post(url: str, body: dict) -> dict:
+    """POST a JSON body to TF Serving and return its JSON reply; HTTP and connection failures exit in one line."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode("utf-8"),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request) as reply:
+            return json.load(reply)
+    except urllib.error.HTTPError as error:
+        raise SystemExit(f"{url}: HTTP {error.code}: {error.read().decode('utf-8', 'replace')}") from None
+    except urllib.error.URLError as error:
+        raise SystemExit(f"{url}: cannot connect ({error.reason})") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("wavs", nargs="+", type=Path, help="WAV files (16 kHz; 16-bit PCM for --format wav)")
@@ -68,16 +81,7 @@ def main() -> None:
         json.dump(body, sys.stdout)
         print()
         return
-    request = urllib.request.Request(args.url, data=json.dumps(body).encode("utf-8"),
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request) as reply:
-            response = json.load(reply)
-    except urllib.error.HTTPError as error:
-        raise SystemExit(f"{args.url}: HTTP {error.code}: {error.read().decode('utf-8', 'replace')}") from None
-    except urllib.error.URLError as error:
-        raise SystemExit(f"{args.url}: cannot connect ({error.reason})") from None
-    for path, text in zip(args.wavs, transcripts(response)):
+    for path, text in zip(args.wavs, transcripts(post(args.url, body))):
         print(f"{path}\t{text}")
 
 

@@ -1,0 +1,248 @@
+"""Streaming recognition: audio in chunks of any size, logits as soon as the lookahead allows.
+
+Only a model built with `streaming=true` (unidirectional, causal convolutions, feature
+statistics fixed at training time) can stream: nothing it computes for a frame depends on audio
+after it but the `lookahead` frames of its row convolution. `StreamingRecognizer.step` runs the
+model's own layers (same weights) on each chunk and carries everything the next chunk needs in
+a state of plain tensors, so the same function serves the Python `Streamer`, `ds2 transcribe
+--stream` and the SavedModel's stateless `stream_step` signature (the client carries the state).
+After the final chunk the logits equal the offline model's on the whole audio:
+
+- STFT: samples that do not yet fill a window wait in the state;
+- convolution i: the frames it still needs (at first kernel-1 zero frames, the causal padding);
+  an output is made once its last input frame has arrived, so each stride's phase is kept;
+- recurrent layer i: its hidden state (and LSTM cell state);
+- row convolution: the last `lookahead` frames of the last RNN (zeros at first) and how many
+  frames that RNN has made; a frame is emitted once its `lookahead` future frames have arrived
+  (on the final chunk the missing future is zeros, as offline);
+- the greedy transcript so far, the last frame's best symbol (repeats collapse across chunks)
+  and the number of frames emitted (so word times are absolute).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, BinaryIO, Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from .alphabet import BLANK_INDEX, SYMBOLS
+from .errors import DS2Error
+
+if TYPE_CHECKING:
+    from .model import DS2Model
+
+
+class StreamingError(DS2Error):
+    """A model that cannot stream was asked to."""
+
+
+def check_streamable(model: DS2Model) -> None:
+    config = model.ds2_config
+    if not config.streaming:
+        kind = "bidirectional" if config.bidirectional else "not built for streaming"
+        raise StreamingError(f"this model is {kind}: streaming needs a model trained with "
+                             "--set bidirectional=false --set streaming=true --set lookahead=N")
+
+
+class StreamingRecognizer(tf.Module):
+    """`initial_state(batch)` and `step(audio, state, final)` over a streaming DS2Model's layers."""
+
+    def __init__(self, model: DS2Model):
+        super().__init__(name="ds2_streaming")
+        check_streamable(model)
+        self.model = model
+        config = self.config = model.ds2_config
+        self._conv_inputs = [tuple(model.get_layer(f"conv{i}_pad").input.shape[2:]) for i in range(len(config.conv_filters))]
+        self._rnn_states = 2 if config.rnn_type == "lstm" else 1
+
+    def state_names(self) -> list[str]:
+        conv = [f"conv{i}" for i in range(len(self._conv_inputs))]
+        rnn = [f"rnn{i}_{k}" for i in range(self.config.rnn_layers) for k in range(self._rnn_states)]
+        lookahead = ["lookahead", "rnn_frames"] if self.config.lookahead else []
+        return ["samples", *conv, *rnn, *lookahead, "frames", "last_token", "transcript"]
+
+    def state_specs(self) -> dict[str, tf.TensorSpec]:
+        specs = {"samples": tf.TensorSpec([None, None], tf.float32)}
+        for i, (bins, channels) in enumerate(self._conv_inputs):
+            specs[f"conv{i}"] = tf.TensorSpec([None, None, bins, channels], tf.float32)
+        for name in self.state_names():
+            if name.startswith("rnn"):
+                specs[name] = tf.TensorSpec([None, self.config.rnn_units], tf.float32)
+        if self.config.lookahead:
+            specs.update(lookahead=tf.TensorSpec([None, self.config.lookahead, self.config.rnn_units], tf.float32),
+                         rnn_frames=tf.TensorSpec([None], tf.int32))
+        specs.update(frames=tf.TensorSpec([None], tf.int32), last_token=tf.TensorSpec([None], tf.int32),
+                     transcript=tf.TensorSpec([None], tf.string))
+        return specs
+
+    def initial_state(self, batch: tf.Tensor | int) -> dict[str, tf.Tensor]:
+        config = self.config
+        state = {"samples": tf.zeros([batch, 0])}
+        for i, (bins, channels) in enumerate(self._conv_inputs):
+            state[f"conv{i}"] = tf.zeros([batch, config.conv_kernels[i][0] - 1, bins, channels])
+        for name in self.state_names():
+            if name.startswith("rnn"):
+                state[name] = tf.zeros([batch, config.rnn_units])
+        if config.lookahead:
+            state.update(lookahead=tf.zeros([batch, config.lookahead, config.rnn_units]),
+                         rnn_frames=tf.zeros([batch], tf.int32))
+        state.update(frames=tf.zeros([batch], tf.int32), last_token=tf.fill([batch], -1), transcript=tf.fill([batch], ""))
+        return state
+
+    def step(self, audio: tf.Tensor, state: dict[str, tf.Tensor], final: tf.Tensor | bool = False
+             ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        """Feed [batch, samples] of audio (every stream the same number); return (state, new logits [batch, frames, classes])."""
+        new = {}
+        features, new["samples"] = self._frames(tf.concat([state["samples"], tf.cast(audio, tf.float32)], axis=1))
+        x = features[:, :, :, None]
+        for i in range(len(self._conv_inputs)):
+            x, new[f"conv{i}"] = self._convolution(i, tf.concat([state[f"conv{i}"], x], axis=1))
+        x = tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], x.shape[2] * x.shape[3]])
+        for i in range(self.config.rnn_layers):
+            names = [f"rnn{i}_{k}" for k in range(self._rnn_states)]
+            x, states = self._recurrent(i, x, [state[name] for name in names])
+            new.update(zip(names, states))
+        if self.config.lookahead:
+            new["rnn_frames"] = state["rnn_frames"] + tf.shape(x)[1]
+            x, new["lookahead"] = self._lookahead(state["lookahead"], x, state["rnn_frames"], final)
+        logits = self.model.get_layer("logits")(x)
+        new["frames"] = state["frames"] + tf.shape(logits)[1]
+        new["transcript"], new["last_token"] = _extend_greedy(state["transcript"], state["last_token"], logits)
+        return new, logits
+
+    def _frames(self, samples: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Normalized features of every whole window in `samples`, and the samples left over."""
+        config = self.config
+        count = tf.maximum((tf.shape(samples)[1] - config.window_samples) // config.hop_samples + 1, 0)
+        used = tf.maximum((count - 1) * config.hop_samples + config.window_samples, 0)
+        # The spectrogram layer computes frames for lengths; padding a short buffer keeps shapes valid.
+        padded = tf.pad(samples[:, :used], [[0, 0], [0, tf.maximum(config.window_samples - used, 0)]])
+        features, _ = self.model.get_layer("log_spectrogram")(padded, tf.fill([tf.shape(samples)[0]], used))
+        features = self.model.get_layer("global_normalization")(features[:, :count])
+        return features, samples[:, count * config.hop_samples:]
+
+    def _convolution(self, index: int, frames: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Outputs of conv `index` whose inputs have all arrived, and the frames the next ones need."""
+        (kernel_t, kernel_f), (stride_t, _) = self.config.conv_kernels[index], self.config.conv_strides[index]
+        available = tf.shape(frames)[1]
+        count = tf.maximum((available - kernel_t) // stride_t + 1, 0)
+        padded = tf.pad(frames, [[0, 0], [0, tf.maximum(kernel_t - available, 0)],
+                                 [kernel_f // 2, kernel_f // 2], [0, 0]])
+        x = self.model.get_layer(f"conv{index}")(padded)[:, :count]
+        x = self.model.get_layer(f"conv{index}_bn")(x, training=False)
+        return self.model.get_layer(f"conv{index}_relu")(x), frames[:, count * stride_t:]
+
+    def _recurrent(self, index: int, x: tf.Tensor, states: list[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """Recurrent layer `index` over the new frames from its carried state, then its batch norm."""
+        cell = self.model.get_layer(f"{self.config.rnn_type}{index}").cell
+
+        def advance(carried, frame):
+            _, next_states = cell(frame, list(carried), training=False)
+            return tuple(next_states)
+
+        def run() -> tuple[tf.Tensor, list[tf.Tensor]]:
+            steps = tf.scan(advance, tf.transpose(x, [1, 0, 2]), initializer=tuple(states))
+            # A GRU's or LSTM's output is its first state.
+            return tf.transpose(steps[0], [1, 0, 2]), [step[-1] for step in steps]
+
+        # tf.scan cannot stack zero steps of unknown batch size: a chunk without frames changes nothing.
+        outputs, last = tf.cond(tf.shape(x)[1] > 0, run,
+                                lambda: (tf.zeros([tf.shape(x)[0], 0, self.config.rnn_units]), list(states)))
+        return self.model.get_layer(f"rnn{index}_bn")(outputs, training=False), last
+
+    def _lookahead(self, history: tf.Tensor, x: tf.Tensor, made: tf.Tensor, final: tf.Tensor | bool
+                   ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Row-convolution outputs whose `lookahead` future frames have arrived (all of them when final).
+
+        `history` holds the last `lookahead` RNN frames before `x` (zeros before the first), so
+        the buffer has a fixed shape that a JSON client can carry; `made` counts the RNN frames
+        before `x` (every stream of a batch advances together), and outputs for the zero frames
+        before the start are dropped.
+        """
+        lookahead = self.config.lookahead
+        frames = tf.concat([history, x], axis=1)  # frames made - lookahead ... made + new - 1
+        future = lookahead * tf.cast(final, tf.int32)  # the zeros after the end, as offline
+        outputs = self.model.get_layer("lookahead_conv")(tf.pad(frames, [[0, 0], [0, future], [0, 0]]))
+        before_start = tf.clip_by_value(lookahead - made[0], 0, tf.shape(outputs)[1])
+        return self.model.get_layer("lookahead_relu")(outputs[:, before_start:]), frames[:, -lookahead:]
+
+
+def _extend_greedy(transcript: tf.Tensor, last_token: tf.Tensor, logits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Greedy decoding continued over new frames: repeats collapse across chunk boundaries."""
+    best = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    path = tf.concat([last_token[:, None], best], axis=1)
+    keep = tf.not_equal(path[:, 1:], path[:, :-1]) & tf.not_equal(path[:, 1:], BLANK_INDEX)
+    characters = tf.gather(tf.constant(list(SYMBOLS)), tf.ragged.boolean_mask(best, keep))
+    return transcript + tf.strings.reduce_join(characters, axis=-1), path[:, -1]
+
+
+def add_serving_signatures(module: tf.Module, model: DS2Model) -> dict[str, tf.types.experimental.GenericFunction]:
+    """Attach `stream_start` and `stream_step` to a SavedModel module; return them by signature name.
+
+    TF Serving is stateless, so the client carries the state: `stream_start(batch_size)` gives the
+    first one, and every `stream_step(audio, final, state_*)` returns the next state (`state_*`),
+    the new frames' `logits` and the partial `transcripts` so far.
+    """
+    recognizer = module.streaming = StreamingRecognizer(model)
+    specs = recognizer.state_specs()
+
+    def start(batch_size: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {f"state_{name}": value for name, value in recognizer.initial_state(batch_size).items()}
+
+    def step(audio: tf.Tensor, final: tf.Tensor, *states: tf.Tensor) -> dict[str, tf.Tensor]:
+        state, logits = recognizer.step(audio, dict(zip(specs, states)), final)
+        return {**{f"state_{name}": value for name, value in state.items()}, "logits": logits,
+                "transcripts": state["transcript"]}
+
+    module.stream_start = tf.function(start, input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
+    module.stream_step = tf.function(step, input_signature=[
+        tf.TensorSpec([None, None], tf.float32, name="audio"), tf.TensorSpec([], tf.bool, name="final"),
+        *(tf.TensorSpec(spec.shape, spec.dtype, name=f"state_{name}") for name, spec in specs.items())])
+    return {"stream_start": module.stream_start, "stream_step": module.stream_step}
+
+
+class Streamer:
+    """One live stream in Python: `feed(chunk)` returns the partial transcript, `finish()` the final one.
+
+    The log-probabilities of every emitted frame are kept, so results can be re-decoded (word
+    times, beam search) at any point; the final transcript equals the offline one.
+    """
+
+    def __init__(self, model: DS2Model):
+        self.recognizer = StreamingRecognizer(model)
+        self.state = self.recognizer.initial_state(1)
+        self._step = tf.function(self.recognizer.step, input_signature=[
+            tf.TensorSpec([1, None], tf.float32), self.recognizer.state_specs(), tf.TensorSpec([], tf.bool)])
+        self.log_probs: list[np.ndarray] = []
+        self.finished = False
+
+    def feed(self, chunk: np.ndarray, final: bool = False) -> str:
+        if self.finished:
+            raise StreamingError("this stream has finished; start a new Streamer")
+        audio = np.asarray(chunk, np.float32).reshape(1, -1)
+        self.state, logits = self._step(tf.constant(audio), self.state, tf.constant(final))
+        self.log_probs.append(tf.nn.log_softmax(logits[0]).numpy())
+        self.finished = final
+        return self.transcript
+
+    def finish(self) -> str:
+        return self.feed(np.zeros(0, np.float32), final=True)
+
+    @property
+    def transcript(self) -> str:
+        return self.state["transcript"].numpy()[0].decode("utf-8")
+
+
+def pcm_chunks(stream: BinaryIO, chunk_samples: int) -> Iterator[np.ndarray]:
+    """Raw 16-bit little-endian mono PCM (what `arecord -f S16_LE -c 1` writes) as float chunks."""
+    while True:
+        data = stream.read(2 * chunk_samples)
+        if not data:
+            return
+        data = data[: len(data) // 2 * 2]  # a half sample at the very end is dropped
+        yield np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def array_chunks(samples: np.ndarray, chunk_samples: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(samples), chunk_samples):
+        yield samples[start: start + chunk_samples]
