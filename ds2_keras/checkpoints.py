@@ -71,16 +71,22 @@ class Checkpointer(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
+        self.step = self.step_offset
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self.step_offset + batch + 1
+        step = self.step = self.step_offset + batch + 1
         last_of_epoch = batch + 1 == self.params["steps"]  # the epoch-end save, after validation, covers it
         if self.every_steps and step % self.every_steps == 0 and not last_of_epoch and _finite(logs):
             self.model.progress = {**self.model.progress, "epoch": self.epoch, "step": step}
             self._save()
 
     def on_epoch_end(self, epoch, logs=None):
+        stopped_early = self.step < self.step_offset + self.params["steps"]  # --max-minutes ran out mid-epoch
         self.step_offset = 0
+        if stopped_early and _finite(logs):  # saved as mid-epoch progress: the same command resumes there
+            self.model.progress = {**self.model.progress, "epoch": epoch, "step": self.step}
+            self._save()
+            return
         if not _finite(logs):
             print(f"\nepoch {epoch + 1}: loss is not finite; keeping the previous checkpoint {self.path}")
             self.model.stop_training = True

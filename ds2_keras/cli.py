@@ -49,7 +49,10 @@ main.add_command(bench_command, name="bench")
 @click.option("--cache", is_flag=True, help="Keep decoded audio in memory after the first epoch.")
 @click.option("--save-every", type=click.IntRange(min=0), default=200, show_default=True, help="Checkpoint every N batches (0: epoch ends only).")
 @click.option("--cpu-replicas", type=click.IntRange(min=0), default=0, help="Split the CPU into N logical devices for MirroredStrategy.")
-def fit(manifests, epochs, batch_size, save_path, model_file, preset, overrides, fresh, cache, save_every, cpu_replicas):
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Wall-clock budget: stop, validate and save when it runs out (the same command continues).")
+def fit(manifests, epochs, batch_size, save_path, model_file, preset, overrides, fresh, cache, save_every, cpu_replicas,
+        max_minutes):
     """Train (or resume training) a DS2 model with CTC loss."""
     from .distribute import split_cpu
     from .training import FitRequest, fit as run_fit
@@ -63,7 +66,7 @@ def fit(manifests, epochs, batch_size, save_path, model_file, preset, overrides,
     request = FitRequest(
         train_manifests=groups["train"], val_manifests=groups.get("val", []), epochs=epochs, batch_size=batch_size,
         output_dir=save_path, config=config, model_file=model_file, fresh=fresh, cache=cache,
-        save_every_steps=save_every,
+        save_every_steps=save_every, max_minutes=max_minutes,
     )
     run_fit(request)
 

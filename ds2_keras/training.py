@@ -6,6 +6,7 @@ from there to the new total. A killed run resumes mid-epoch from its last checkp
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,19 @@ from .optim import make_optimizer
 from .validation import ValidationCallback
 
 
+class WallClockBudget(keras.callbacks.Callback):
+    """Stops training after the batch that ends past `minutes`; validation and the checkpoint follow."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.deadline = time.monotonic() + 60 * minutes
+        self.ran_out = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() > self.deadline:
+            self.model.stop_training = self.ran_out = True
+
+
 @dataclass
 class FitRequest:
     train_manifests: list[Path]
@@ -39,6 +53,7 @@ class FitRequest:
     save_every_steps: int = 200
     verbose: int | str = "auto"
     callbacks: list[keras.callbacks.Callback] = field(default_factory=list)  # library users' own, run last
+    max_minutes: float | None = None  # wall-clock budget: stop, validate and save when it runs out
 
 
 def configure_precision(config: DS2Config) -> None:
@@ -144,6 +159,7 @@ def fit(request: FitRequest) -> DS2Model:
         return model
     # A partial epoch first (if resuming mid-epoch), then whole epochs: Keras needs a fixed
     # steps_per_epoch per fit call.
+    budget = WallClockBudget(request.max_minutes) if request.max_minutes else None
     segments = [(epoch, epoch + 1, step), (epoch + 1, request.epochs, 0)] if step else [(epoch, request.epochs, 0)]
     for first, last, skip in segments:
         if first >= last:
@@ -157,6 +173,7 @@ def fit(request: FitRequest) -> DS2Model:
             ValidationCallback(val, request.batch_size) if val is not None else None,
             Checkpointer(request.output_dir, request.save_every_steps, step_offset=skip),
             keras.callbacks.TensorBoard(log_dir=str(request.output_dir / "logs")) if is_chief() else None,
+            budget,
         ]
         model.fit(
             dataset,
@@ -168,6 +185,10 @@ def fit(request: FitRequest) -> DS2Model:
             shuffle=False,  # batches are planned (SortaGrad, buckets) in data.plan_epoch
         )
         if model.stop_training:
+            progress = model.progress
+            if budget is not None and budget.ran_out and is_chief():
+                print(f"--max-minutes {request.max_minutes:g} reached at epoch {progress['epoch'] + 1}, step "
+                      f"{progress['step']}: saved; the same command continues from there")
             break
     if is_chief():
         print(f"model saved to {request.output_dir / MODEL_FILENAME}")

@@ -189,3 +189,19 @@ def test_mid_epoch_resume_with_another_batch_size_is_refused(trained_model, corp
     assert result.exit_code == 1, result.output
     assert "cannot resume mid-epoch" in result.output and "use the same -z" in result.output
     assert "Traceback" not in result.output
+
+
+def test_max_minutes_stops_validates_saves_mid_epoch_and_the_same_command_finishes(corpus, tmp_path, capsys):
+    request = FitRequest([corpus["train"]], [corpus["val"]], 2, 4, tmp_path, TINY, save_every_steps=0, verbose=0,
+                         max_minutes=1e-6)  # runs out during the first batch
+    stopped = fit(request)
+    out = capsys.readouterr().out
+    assert "--max-minutes 1e-06 reached at epoch 1, step 1: saved" in out and "epoch 1: val_loss" in out
+    saved = load_model_file(tmp_path / MODEL_FILENAME)
+    assert (saved.progress["epoch"], saved.progress["step"]) == (0, 1) == (stopped.progress["epoch"], 1)
+    assert "loss" not in saved.progress["history"]  # a partial epoch is not an epoch of history
+    finished = fit(FitRequest(**{**request.__dict__, "max_minutes": None}))
+    assert (finished.progress["epoch"], finished.progress["step"]) == (2, 0)
+    assert len(finished.progress["history"]["loss"]) == 2
+    assert int(finished.optimizer.iterations.numpy()) == 2 * batches_per_epoch(
+        select_utterances(read_manifest(corpus["train"]), TINY), 4)
