@@ -15,6 +15,11 @@ def analysis_frames(samples, config: DS2Config):
     return (frames + abs(frames)) // 2  # max(frames, 0), for ints, arrays and tensors alike
 
 
+def samples_spanned(frames, config: DS2Config):
+    """Samples from the start of the first of `frames` (>= 1) analysis windows to the end of the last."""
+    return (frames - 1) * config.hop_samples + config.window_samples
+
+
 def strided(frames, stride: int):
     """Frames after a convolution of time stride `stride` padded to keep every input frame: ceil."""
     return (frames + stride - 1) // stride

@@ -191,12 +191,13 @@ def waveform_and_spectrogram(samples: np.ndarray, config: DS2Config, title: str 
     plots of `ds2 evaluate --plots` do not need it.
     """
     from .features import normalized_features
+    from .frames import samples_spanned
 
     samples = np.asarray(samples, dtype=np.float32)
     features, lengths = normalized_features(samples[None, :], np.array([len(samples)], np.int32), config)
     features = features.numpy()[0, : int(lengths[0])]
     duration = len(samples) / config.sample_rate
-    end = ((len(features) - 1) * config.hop_samples + config.window_samples) / config.sample_rate
+    end = samples_spanned(len(features), config) / config.sample_rate
 
     figure = Figure(figsize=(10, 6), layout="constrained")
     wave_axes, feature_axes = figure.subplots(2, 1, sharex=True, height_ratios=[1, 2])

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from .alphabet import BLANK_INDEX, SYMBOLS
 from .errors import DS2Error
+from .frames import analysis_frames, samples_spanned
 
 if TYPE_CHECKING:
     from .model import DS2Model
@@ -113,8 +114,8 @@ class StreamingRecognizer(tf.Module):
     def _frames(self, samples: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Normalized features of every whole window in `samples`, and the samples left over."""
         config = self.config
-        count = tf.maximum((tf.shape(samples)[1] - config.window_samples) // config.hop_samples + 1, 0)
-        used = tf.maximum((count - 1) * config.hop_samples + config.window_samples, 0)
+        count = analysis_frames(tf.shape(samples)[1], config)
+        used = tf.maximum(samples_spanned(count, config), 0)
         # The spectrogram layer computes frames for lengths; padding a short buffer keeps shapes valid.
         padded = tf.pad(samples[:, :used], [[0, 0], [0, tf.maximum(config.window_samples - used, 0)]])
         features, _ = self.model.get_layer("log_spectrogram")(padded, tf.fill([tf.shape(samples)[0]], used))
