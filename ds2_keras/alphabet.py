@@ -15,6 +15,7 @@ BLANK = "_"
 CHARACTERS = "'abcdefghijklmnopqrstuvwxyz "
 SYMBOLS = BLANK + CHARACTERS
 BLANK_INDEX = 0
+SPACE_INDEX = SYMBOLS.index(" ")  # separates words in transcripts and CTC paths
 NUM_CLASSES = len(SYMBOLS)  # 29: 28 characters + blank
 _INDEX = {ch: i for i, ch in enumerate(SYMBOLS)}
 

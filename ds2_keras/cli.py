@@ -173,7 +173,7 @@ def lm_tune(manifests, model_file, lm_path, vocabulary_path, alphas, betas, beam
 
     paths = manifest_paths(manifests)
     alpha_values, beta_values = parse_floats(alphas, "--alphas"), parse_floats(betas, "--betas")
-    utterances, inference = infer_manifests(model_file, paths, batch_size)
+    utterances, inference, _ = infer_manifests(model_file, paths, batch_size)
     references = utterances.rows["text"].to_numpy()[inference.indices].tolist()
     grid_search(inference.logits, [len(l) for l in inference.logits], references, lm_path,
                 alpha_values, beta_values, beam_width, vocabulary_path=vocabulary_path)

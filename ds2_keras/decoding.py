@@ -1,18 +1,21 @@
-"""Turn per-frame character scores [B, T, 29] into transcripts.
+"""Turn per-frame character scores [B, T, 29] into Hypotheses: text, score, and timed words.
 
-Greedy decoding is the neon seed's: argmax per frame, collapse repeats, drop blanks. It exists
-twice, in numpy for evaluation and in TF ops for the exported SavedModel, and tests keep the two
-identical. Beam search runs on flashlight-text's C++ CTC decoders (with KenLM built in), so a
-word n-gram LM (ARPA, gzipped ARPA or KenLM binary) can rescore hypotheses.
+Greedy decoding is the neon seed's: argmax per frame, collapse repeats, drop blanks. Its text
+exists twice, in numpy (fast, for per-epoch validation) and in TF ops (for the exported
+SavedModel), and tests keep the two identical; its Hypotheses come from the TF ops. Beam search
+runs on flashlight-text's C++ CTC decoders (with KenLM built in), so a word n-gram LM (ARPA,
+gzipped ARPA or KenLM binary) can rescore hypotheses. Both decoders hand their frame-level
+path to words.words_from_paths, so word times and confidences are computed one way.
 """
 from __future__ import annotations
 
 import copy
+import functools
 import gzip
 import itertools
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from flashlight.lib.text import decoder as fl
@@ -20,10 +23,17 @@ from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 from scipy.special import log_softmax
 
-from .alphabet import BLANK_INDEX, CHARACTERS, SYMBOLS, decode
+from .alphabet import BLANK_INDEX, CHARACTERS, SPACE_INDEX, SYMBOLS, decode
 from .errors import LanguageModelError
+from .words import Hypothesis, Word, hypotheses, word_outputs, words_from_paths
 
-SPACE_INDEX = SYMBOLS.index(" ")
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+__all__ = ["BeamSearchDecoder", "Decoder", "GreedyDecoder", "Hypothesis", "Word", "greedy_decode",
+           "greedy_decode_tf", "greedy_decode_utterances", "greedy_hypotheses", "greedy_outputs_tf",
+           "read_lm_vocabulary", "words_from_paths"]
+
 _UNKNOWN = "<unk>"  # the word KenLM maps every out-of-vocabulary word to
 _KENLM_BINARY_MAGIC = b"mmap lm "
 _SPELLABLE = set(CHARACTERS) - {" "}
@@ -43,7 +53,7 @@ def _valid_frames(log_probs: np.ndarray, lengths: Sequence[int] | None) -> np.nd
 
 
 def greedy_decode(logits: np.ndarray, lengths: Sequence[int] | None = None) -> list[str]:
-    """Best path per utterance of a [B, T, 29] batch; frames at or past lengths[b] are ignored."""
+    """Best-path texts of a [B, T, 29] batch; frames at or past lengths[b] are ignored."""
     logits = np.asarray(logits)
     lengths = _valid_frames(logits, lengths)
     best = logits.argmax(axis=-1)
@@ -67,12 +77,79 @@ def greedy_decode_tf(logits, lengths):
     """
     import tensorflow as tf
 
-    best = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    previous = tf.pad(best[:, :-1], [[0, 0], [1, 0]], constant_values=-1)
-    inside = tf.sequence_mask(lengths, maxlen=tf.shape(best)[1])
-    keep = tf.not_equal(best, previous) & tf.not_equal(best, BLANK_INDEX) & inside
-    characters = tf.gather(tf.constant(list(SYMBOLS)), tf.ragged.boolean_mask(best, keep))
+    return _collapse_tf(tf.argmax(logits, axis=-1, output_type=tf.int32), lengths)
+
+
+def _collapse_tf(paths, lengths):
+    """[B] texts of [B, T] CTC paths: repeats collapsed, blanks and frames past lengths dropped."""
+    import tensorflow as tf
+
+    previous = tf.pad(paths[:, :-1], [[0, 0], [1, 0]], constant_values=-1)
+    inside = tf.sequence_mask(lengths, maxlen=tf.shape(paths)[1])
+    keep = tf.not_equal(paths, previous) & tf.not_equal(paths, BLANK_INDEX) & inside
+    characters = tf.gather(tf.constant(list(SYMBOLS)), tf.ragged.boolean_mask(paths, keep))
     return tf.strings.reduce_join(characters, axis=-1)
+
+
+def greedy_outputs_tf(logits, lengths, frame_seconds) -> dict[str, tf.Tensor]:
+    """Greedy decoding with words, as TF ops: what the SavedModel answers besides the logits.
+
+    Returns transcripts string [B], scores float32 [B] (the log-probability of the path, the
+    sum of each valid frame's best log-probability) and words.WORD_OUTPUTS.
+    """
+    import tensorflow as tf
+
+    log_probs = tf.nn.log_softmax(tf.convert_to_tensor(logits, tf.float32))
+    paths = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+    inside = tf.sequence_mask(lengths, maxlen=tf.shape(paths)[1])
+    scores = tf.reduce_sum(tf.where(inside, tf.reduce_max(log_probs, axis=-1), 0.0), axis=-1)
+    return {"transcripts": _collapse_tf(paths, lengths), "scores": scores,
+            **words_from_paths(paths, log_probs, lengths, frame_seconds)}
+
+
+@functools.cache
+def _traced_greedy_outputs():
+    import tensorflow as tf
+
+    return tf.function(greedy_outputs_tf, input_signature=[
+        tf.TensorSpec([None, None, len(SYMBOLS)], tf.float32), tf.TensorSpec([None], tf.int32),
+        tf.TensorSpec([], tf.float32)])
+
+
+def greedy_hypotheses(logits: np.ndarray, lengths: Sequence[int] | None = None, *,
+                      frame_seconds: float) -> list[Hypothesis]:
+    """Greedy Hypotheses of a [B, T, 29] batch, from the very ops the SavedModel runs.
+
+    frame_seconds is frames.output_frame_seconds(config) of the model that made the logits.
+    """
+    logits = np.asarray(logits, np.float32)
+    lengths = _valid_frames(logits, lengths).astype(np.int32)
+    return hypotheses(_traced_greedy_outputs()(logits, lengths, np.float32(frame_seconds)))
+
+
+class Decoder:
+    """What evaluation needs of a decoder: a description, and Hypotheses of a batch or utterance."""
+
+    description: str
+
+    def decode(self, log_probs: np.ndarray, lengths: Sequence[int] | None = None, *,
+               frame_seconds: float) -> list[Hypothesis]:
+        """Hypotheses of a [B, T, 29] batch; frames at or past lengths[b] are ignored."""
+        raise NotImplementedError
+
+    def decode_utterance(self, log_probs: np.ndarray, *, frame_seconds: float) -> Hypothesis:
+        """The Hypothesis of one utterance's [T, 29] scores (logits or log-probabilities)."""
+        return self.decode(np.asarray(log_probs)[None], frame_seconds=frame_seconds)[0]
+
+
+class GreedyDecoder(Decoder):
+    """The seed's decoder, and the SavedModel's: argmax per frame, collapse repeats, drop blanks."""
+
+    description = "greedy (argmax, collapse repeats, drop blanks)"
+
+    def decode(self, log_probs: np.ndarray, lengths: Sequence[int] | None = None, *,
+               frame_seconds: float) -> list[Hypothesis]:
+        return greedy_hypotheses(log_probs, lengths, frame_seconds=frame_seconds)
 
 
 def read_lm_vocabulary(lm_path: Path, vocabulary_path: Path | None = None) -> list[str]:
@@ -102,7 +179,7 @@ def read_lm_vocabulary(lm_path: Path, vocabulary_path: Path | None = None) -> li
     raise LanguageModelError(f"{lm_path}: not an ARPA file (no complete \\1-grams: section)")
 
 
-class BeamSearchDecoder:
+class BeamSearchDecoder(Decoder):
     """CTC beam search, optionally with a word n-gram LM: score = log p_ctc + alpha ln p_lm + beta words.
 
     alpha weighs the LM's natural-log probability (KenLM's log10 is converted) and beta is a
@@ -168,26 +245,44 @@ class BeamSearchDecoder:
         unknown = len(self._words) - 1
         return fl.LexiconDecoder(options, self._trie, self._lm, SPACE_INDEX, BLANK_INDEX, unknown, [], False)
 
-    def decode_utterance(self, log_probs: np.ndarray) -> str:
-        """Best transcript of one utterance's [T, 29] scores (logits or log-probabilities)."""
-        return self._decode_with(self._decoder(), log_probs)
+    def _search(self, decoder, log_probs: np.ndarray) -> tuple[str, np.ndarray, float]:
+        """(text, path, score) of one utterance's [T, 29] scores; the path holds T symbols.
 
-    def _decode_with(self, decoder, log_probs: np.ndarray) -> str:
+        flashlight's `tokens` is the best beam's frame-level path with one extra token (the
+        word separator) before the first frame and after the last; the closing frame we append
+        for the LM is dropped too.
+        """
         emissions = log_softmax(np.asarray(log_probs, dtype=np.float32), axis=-1)
+        frames = len(emissions)
         if self._lm is not None:
             emissions = np.vstack([emissions, _CLOSING_FRAME_SCORES])
         emissions = np.ascontiguousarray(emissions, dtype=np.float32)
         results = decoder.decode(emissions.ctypes.data, *emissions.shape)
         if not results:
-            return ""
+            return "", np.full(frames, BLANK_INDEX), 0.0
+        path = np.asarray(results[0].tokens[1:frames + 1])
         if self._lm is not None:
-            return " ".join(self._words[i] for i in results[0].words if i >= 0)
-        tokens = [t for t, _ in itertools.groupby(results[0].tokens) if t != BLANK_INDEX]
-        return " ".join(decode(tokens).split())
+            text = " ".join(self._words[i] for i in results[0].words if i >= 0)
+        else:
+            text = " ".join(decode(t for t, _ in itertools.groupby(path)).split())
+        return text, path, float(results[0].score)
 
-    def decode(self, log_probs: np.ndarray, lengths: Sequence[int] | None = None) -> list[str]:
-        """Transcripts of a [B, T, 29] batch; frames at or past lengths[b] are ignored."""
-        log_probs = np.asarray(log_probs)
+    def _search_batch(self, log_probs: np.ndarray, lengths: Sequence[int] | None):
         decoder = self._decoder()
-        return [self._decode_with(decoder, utterance[:length])
+        return [self._search(decoder, utterance[:length])
                 for utterance, length in zip(log_probs, _valid_frames(log_probs, lengths))]
+
+    def transcripts(self, log_probs: np.ndarray, lengths: Sequence[int] | None = None) -> list[str]:
+        """Texts only of a [B, T, 29] batch (no word timings), for callers that score texts."""
+        return [text for text, _, _ in self._search_batch(np.asarray(log_probs), lengths)]
+
+    def decode(self, log_probs: np.ndarray, lengths: Sequence[int] | None = None, *,
+               frame_seconds: float) -> list[Hypothesis]:
+        log_probs = np.asarray(log_probs, dtype=np.float32)
+        searched = self._search_batch(log_probs, lengths)
+        paths = np.full(log_probs.shape[:2], BLANK_INDEX, dtype=np.int32)
+        for row, (_, path, _) in enumerate(searched):
+            paths[row, :len(path)] = path
+        words = word_outputs(paths, log_probs, _valid_frames(log_probs, lengths), frame_seconds)
+        return hypotheses({"transcripts": [text for text, _, _ in searched],
+                           "scores": [score for _, _, score in searched], **words})

@@ -5,6 +5,7 @@ seed's per-utterance mean is asked for; unreadable audio is skipped, counted and
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import numpy as np
 
 from .checkpoints import load_model_file
 from .data import evaluation_utterances
-from .decoding import BeamSearchDecoder, greedy_decode_utterances
+from .decoding import BeamSearchDecoder, Decoder, GreedyDecoder, Hypothesis
 from .errors import DS2Error
+from .frames import output_frame_seconds
 from .inference import Inference, run_inference
 from .inference_file import inference_table, write_inference
 from .manifest import read_manifests
@@ -33,32 +35,34 @@ class DecoderChoice:
     beam_width: int = 64
     vocabulary_path: Path | None = None
 
-    def build(self) -> BeamSearchDecoder | None:
+    def build(self) -> Decoder:
         if self.kind == "greedy":
             if self.lm_path:
                 raise DS2Error("--lm needs --decoder beam")
-            return None
+            return GreedyDecoder()
         return BeamSearchDecoder(self.lm_path, self.alpha, self.beta, self.beam_width,
                                  vocabulary_path=self.vocabulary_path)
 
 
-def decode_all(inference: Inference, decoder: BeamSearchDecoder | None) -> list[str]:
-    if decoder is None:
-        return greedy_decode_utterances(inference.logits)
-    with click.progressbar(inference.logits, label=decoder.description, file=click.get_text_stream("stderr")) as bar:
-        return [decoder.decode_utterance(log_probs) for log_probs in bar]
+def decode_all(inference: Inference, decoder: Decoder, frame_seconds: float) -> list[Hypothesis]:
+    with click.progressbar(inference.logits, label=decoder.description, file=sys.stderr) as bar:
+        return [decoder.decode_utterance(log_probs, frame_seconds=frame_seconds) for log_probs in bar]
 
 
 @dataclass
 class Evaluation:
     references: list[str]
-    predictions: list[str]
+    hypotheses: list[Hypothesis]
     audio_paths: list[str]
     durations: np.ndarray
     character_errors: ErrorRate
     word_errors: ErrorRate
     decoder: str
     failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def predictions(self) -> list[str]:
+        return [hypothesis.text for hypothesis in self.hypotheses]
 
     @property
     def hours(self) -> float:
@@ -74,32 +78,33 @@ class Evaluation:
 
 
 def infer_manifests(model_file: Path, manifests: list[Path], batch_size: int):
-    """Load the model and run it over the manifests: (utterances, inference)."""
+    """Load the model and run it over the manifests: (utterances, inference, seconds per logit frame)."""
     model = load_model_file(model_file, compile=False)
     utterances = evaluation_utterances(read_manifests(manifests))
-    return utterances, run_inference(model, utterances, batch_size)
+    return utterances, run_inference(model, utterances, batch_size), output_frame_seconds(model.ds2_config)
 
 
 def evaluate(model_file: Path, manifests: list[Path], batch_size: int, decoder: DecoderChoice,
              pooling: str = "pooled") -> Evaluation:
-    beam = decoder.build()  # fail on a bad LM before the slow part
-    utterances, inference = infer_manifests(model_file, manifests, batch_size)
+    chosen = decoder.build()  # fail on a bad LM before the slow part
+    utterances, inference, frame_seconds = infer_manifests(model_file, manifests, batch_size)
     if not len(inference.indices):
         raise DS2Error(f"no utterance of {[str(m) for m in manifests]} could be decoded")
     rows = utterances.rows.iloc[inference.indices]
     references = rows["text"].tolist()
-    predictions = decode_all(inference, beam)
+    hypotheses = decode_all(inference, chosen, frame_seconds)
+    predictions = [hypothesis.text for hypothesis in hypotheses]
     return Evaluation(
-        references=references, predictions=predictions, audio_paths=rows["audio_path"].tolist(),
+        references=references, hypotheses=hypotheses, audio_paths=rows["audio_path"].tolist(),
         durations=rows["duration"].to_numpy(dtype=np.float64),
         character_errors=cer(references, predictions, pooling), word_errors=wer(references, predictions, pooling),
-        decoder=beam.description if beam else "greedy (argmax, collapse repeats, drop blanks)",
+        decoder=chosen.description,
         failures=inference.failures,
     )
 
 
 def save_inference_file(evaluation: Evaluation, path: Path, use_wer: bool) -> Path:
     table = inference_table(evaluation.references, evaluation.predictions, evaluation.audio_paths,
-                            evaluation.durations)
+                            evaluation.durations, evaluation.hypotheses)
     headline = evaluation.word_errors if use_wer else evaluation.character_errors
     return write_inference(path, table, headline.rate)

@@ -1,11 +1,14 @@
-"""`ds2 export`: a SavedModel for TF Serving that takes audio and answers with transcripts.
+"""`ds2 export`: a SavedModel for TF Serving that takes audio and answers with timed transcripts.
 
 The saved graph is recognizer.recognizer's, the one `ds2 transcribe` runs: feature extraction,
-the network and greedy decoding, so the server needs no ds2 Python code. Signatures:
+the network, greedy decoding and word timing, so the server needs no ds2 Python code. Signatures:
 
 - `serving_default`: waveforms float32 [batch, samples] (zero-padded, at the model's sample
   rate, 16 kHz for every preset) and lengths int32 [batch] -> transcripts string [batch],
-  logits float32 [batch, frames, 29], logit_lengths int32 [batch].
+  scores float32 [batch] (log-probability of the greedy path), words string [batch, max_words]
+  (padded with ""), word_starts, word_ends (seconds) and word_confidences float32 [batch,
+  max_words] (padded with 0), word_counts int32 [batch], logits float32 [batch, frames, 29],
+  logit_lengths int32 [batch]. Every output is rectangular, as TF Serving's JSON needs.
 - `transcribe_wav`: wav_bytes string [batch], each a whole 16-bit PCM WAV file, decoded in the
   graph with tf.audio.decode_wav (stereo mixed down) -> the same outputs. TF has no in-graph
   resampler, so a WAV at another rate is refused with an InvalidArgument error.

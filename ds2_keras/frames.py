@@ -36,3 +36,12 @@ def output_frames(samples, config: DS2Config):
 def output_frame_seconds(config: DS2Config) -> float:
     """Seconds between two consecutive logit frames (hop times the network's time stride)."""
     return config.hop_samples * config.time_stride / config.sample_rate
+
+
+def frame_span_seconds(first, last, frame_seconds):
+    """(start, end) in seconds of output frames `first` to `last` inclusive: frame i covers [i, i + 1) * frame_seconds.
+
+    frame_seconds is output_frame_seconds(config); first and last are floats (cast integer
+    tensors first), so this works on numbers, arrays and tensors alike.
+    """
+    return first * frame_seconds, (last + 1) * frame_seconds

@@ -3,7 +3,8 @@
 The default is the neon seed's pickle, `(list(zip(predictions, references)), error_rate)`, so
 its analysis scripts keep working. A name ending in .json or .csv gives a table instead, with
 columns audio_path, duration, reference, prediction, cer, wer (per-utterance rates); the JSON
-also keeps the error rate. Only read pickles you wrote: unpickling runs code.
+also keeps the error rate and each prediction's decoder score and timed words (the `ds2
+transcribe --format json` word objects). Only read pickles you wrote: unpickling runs code.
 """
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ import pandas as pd
 from .errors import DS2Error
 from .fileio import atomic_path
 from .metrics import cer, wer
+from .words import Hypothesis
 
 COLUMNS = ["audio_path", "duration", "reference", "prediction", "cer", "wer"]
+TIMING_COLUMNS = ["score", "words"]  # JSON only: the decoder's score and the words' text, times, confidence
 
 
 class InferenceFileError(DS2Error):
@@ -28,9 +31,18 @@ class InferenceFileError(DS2Error):
 
 def inference_table(references: Sequence[str], predictions: Sequence[str],
                     audio_paths: Sequence[str] | None = None,
-                    durations: Sequence[float] | None = None) -> pd.DataFrame:
-    """One row per utterance with its per-utterance CER and WER; unknown paths or durations stay empty."""
+                    durations: Sequence[float] | None = None,
+                    hypotheses: Sequence[Hypothesis] | None = None) -> pd.DataFrame:
+    """One row per utterance with its per-utterance CER and WER; unknown paths or durations stay empty.
+
+    With the predictions' hypotheses, TIMING_COLUMNS follow: score, and words as a list of
+    {text, start, end, confidence} per utterance.
+    """
     count = len(references)
+    timings = {} if hypotheses is None else {
+        "score": [h.score for h in hypotheses],
+        "words": [h.as_dict()["words"] for h in hypotheses],
+    }
     return pd.DataFrame({
         "audio_path": list(audio_paths) if audio_paths is not None else [None] * count,
         "duration": list(durations) if durations is not None else [np.nan] * count,
@@ -38,7 +50,8 @@ def inference_table(references: Sequence[str], predictions: Sequence[str],
         "prediction": list(predictions),
         "cer": cer(references, predictions).utterance_rates,
         "wer": wer(references, predictions).utterance_rates,
-    }, columns=COLUMNS)
+        **timings,
+    }, columns=COLUMNS + list(timings))
 
 
 def write_inference(path: str | Path, table: pd.DataFrame, error_rate: float) -> Path:
@@ -49,7 +62,7 @@ def write_inference(path: str | Path, table: pd.DataFrame, error_rate: float) ->
         if suffix == ".csv":
             table[COLUMNS].to_csv(temporary, index=False)
         elif suffix == ".json":
-            records = json.loads(table[COLUMNS].to_json(orient="records", double_precision=15))
+            records = json.loads(table[_present(table)].to_json(orient="records", double_precision=15))
             temporary.write_text(json.dumps({"error_rate": error_rate, "utterances": records}, indent=1),
                                  encoding="utf-8")
         else:
@@ -63,7 +76,7 @@ def read_inference(path: str | Path) -> tuple[pd.DataFrame, float | None]:
     """The table and error rate of any of the three formats (a CSV carries no error rate).
 
     A seed pickle holds only the text pairs: its table has the per-utterance rates recomputed
-    and no audio paths or durations.
+    and no audio paths or durations. A JSON written with hypotheses keeps TIMING_COLUMNS too.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -74,7 +87,7 @@ def read_inference(path: str | Path) -> tuple[pd.DataFrame, float | None]:
             error_rate = None
         elif suffix == ".json":
             content = json.loads(path.read_text(encoding="utf-8"))
-            table = pd.DataFrame(content["utterances"], columns=COLUMNS)
+            table = pd.DataFrame(content["utterances"])
             error_rate = content["error_rate"]
         else:
             with open(path, "rb") as handle:
@@ -85,4 +98,9 @@ def read_inference(path: str | Path) -> tuple[pd.DataFrame, float | None]:
     missing = set(COLUMNS) - set(table.columns)
     if missing:
         raise InferenceFileError(f"{path}: missing columns {sorted(missing)}")
-    return table[COLUMNS], error_rate
+    return table[_present(table)], error_rate
+
+
+def _present(table: pd.DataFrame) -> list[str]:
+    """COLUMNS, then those TIMING_COLUMNS the table has."""
+    return COLUMNS + [column for column in TIMING_COLUMNS if column in table.columns]

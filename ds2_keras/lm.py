@@ -194,7 +194,7 @@ def grid_search(log_probs_list: Sequence[np.ndarray], lengths: Sequence[int], re
     rows = []
     for number, (alpha, beta) in enumerate(grid, start=1):
         decoder = base.with_weights(alpha, beta)
-        predictions = [decoder.decode_utterance(scores[:length]) for scores, length in zip(log_probs_list, lengths)]
+        predictions = [decoder.transcripts(scores[None, :length])[0] for scores, length in zip(log_probs_list, lengths)]
         row = {"alpha": alpha, "beta": beta, "wer": wer(references, predictions).rate,
                "cer": cer(references, predictions).rate}
         rows.append(row)

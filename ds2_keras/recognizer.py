@@ -1,4 +1,4 @@
-"""The recognizer graph: waveforms -> DS2Model (features inside) -> greedy decoding, in one tf.function.
+"""The recognizer graph: waveforms -> DS2Model (features inside) -> greedy decoding and timed words, one tf.function.
 
 `ds2 transcribe` calls it and `ds2 export` saves it for TF Serving, so a transcript from either
 comes from the same ops. TensorFlow is imported on first use so that `ds2 --help` stays fast.
@@ -23,12 +23,18 @@ def recognizer(model: DS2Model) -> tf.Module:
     """A tf.Module whose `recognize(waveforms, lengths)` runs the whole pipeline in one graph.
 
     waveforms: float32 [batch, samples] at the model's sample rate, zero-padded; lengths: int32
-    [batch] valid samples. Returns {"transcripts": string [batch], "logits": [batch, frames, 29],
-    "logit_lengths": int32 [batch]}. The module tracks the model, so it can be saved as is.
+    [batch] valid samples. Returns decoding.greedy_outputs_tf's tensors ("transcripts" string
+    [batch], "scores" float32 [batch], and words.WORD_OUTPUTS: "words" string [batch, max_words],
+    "word_starts", "word_ends", "word_confidences" float32 [batch, max_words], "word_counts"
+    int32 [batch]) plus "logits" [batch, frames, 29] and "logit_lengths" int32 [batch]. The
+    module tracks the model, so it can be saved as is.
     """
     import tensorflow as tf
 
-    from .decoding import greedy_decode_tf
+    from .decoding import greedy_outputs_tf
+    from .frames import output_frame_seconds
+
+    frame_seconds = output_frame_seconds(model.ds2_config)
 
     def recognize(waveforms: tf.Tensor, lengths: tf.Tensor) -> dict[str, tf.Tensor]:
         # A length past the padded batch would make frames the waveform does not hold.
@@ -40,7 +46,7 @@ def recognizer(model: DS2Model) -> tf.Module:
         with tf.control_dependencies(checks):
             waveforms = tf.identity(waveforms)
         logits, logit_lengths = model.logits(waveforms, lengths)
-        return {"transcripts": greedy_decode_tf(logits, logit_lengths), "logits": logits,
+        return {**greedy_outputs_tf(logits, logit_lengths, frame_seconds), "logits": logits,
                 "logit_lengths": logit_lengths}
 
     module = tf.Module(name="ds2_recognizer")

@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, BinaryIO, Iterator
 import numpy as np
 import tensorflow as tf
 
-from .alphabet import BLANK_INDEX, SYMBOLS
+from .alphabet import BLANK_INDEX, NUM_CLASSES, SYMBOLS
+from .decoding import greedy_hypotheses
 from .errors import DS2Error
-from .frames import analysis_frames, samples_spanned
+from .frames import analysis_frames, output_frame_seconds, samples_spanned
+from .words import Hypothesis
 
 if TYPE_CHECKING:
     from .model import DS2Model
@@ -203,10 +205,11 @@ def add_serving_signatures(module: tf.Module, model: DS2Model) -> dict[str, tf.t
 
 
 class Streamer:
-    """One live stream in Python: `feed(chunk)` returns the partial transcript, `finish()` the final one.
+    """One live stream in Python: `feed(chunk)` returns the partial result, `finish()` the final one.
 
-    The log-probabilities of every emitted frame are kept, so results can be re-decoded (word
-    times, beam search) at any point; the final transcript equals the offline one.
+    Results are Hypotheses (text, words with times from the stream's start and confidences) of
+    every frame emitted so far, decoded by the same greedy ops as the offline recognizer, so
+    the final one equals the offline result. The log-probabilities are kept for re-decoding.
     """
 
     def __init__(self, model: DS2Model):
@@ -214,24 +217,21 @@ class Streamer:
         self.state = self.recognizer.initial_state(1)
         self._step = tf.function(self.recognizer.step, input_signature=[
             tf.TensorSpec([1, None], tf.float32), self.recognizer.state_specs(), tf.TensorSpec([], tf.bool)])
-        self.log_probs: list[np.ndarray] = []
+        self._frame_seconds = output_frame_seconds(model.ds2_config)
+        self.log_probs = np.zeros((0, NUM_CLASSES), np.float32)
         self.finished = False
 
-    def feed(self, chunk: np.ndarray, final: bool = False) -> str:
+    def feed(self, chunk: np.ndarray, final: bool = False) -> Hypothesis:
         if self.finished:
             raise StreamingError("this stream has finished; start a new Streamer")
         audio = np.asarray(chunk, np.float32).reshape(1, -1)
         self.state, logits = self._step(tf.constant(audio), self.state, tf.constant(final))
-        self.log_probs.append(tf.nn.log_softmax(logits[0]).numpy())
+        self.log_probs = np.concatenate([self.log_probs, tf.nn.log_softmax(logits[0]).numpy()])
         self.finished = final
-        return self.transcript
+        return greedy_hypotheses(self.log_probs[None], frame_seconds=self._frame_seconds)[0]
 
-    def finish(self) -> str:
+    def finish(self) -> Hypothesis:
         return self.feed(np.zeros(0, np.float32), final=True)
-
-    @property
-    def transcript(self) -> str:
-        return self.state["transcript"].numpy()[0].decode("utf-8")
 
 
 def pcm_chunks(stream: BinaryIO, chunk_samples: int) -> Iterator[np.ndarray]:

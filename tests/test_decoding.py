@@ -86,14 +86,14 @@ def test_greedy_rejects_lengths_the_batch_cannot_hold():
 
 def test_beam_without_lm_agrees_with_greedy_on_peaked_logits():
     logits, lengths = batch(*CRAFTED[:4])
-    assert BeamSearchDecoder(beam_width=8).decode(logits, lengths) == greedy_decode(logits, lengths)
+    assert BeamSearchDecoder(beam_width=8).transcripts(logits, lengths) == greedy_decode(logits, lengths)
 
 
 def test_beam_without_lm_sums_alignments_where_greedy_takes_one_path():
     # Blank wins each frame (0.6), but "a" has 0.4*0.6 + 0.6*0.4 + 0.4*0.4 = 0.64 over its paths.
     logits = frames([{"_": 0.6, "a": 0.4}] * 2, floor=1e-6)[None]
     assert greedy_decode(logits) == [""]
-    assert BeamSearchDecoder(beam_width=8).decode(logits) == ["a"]
+    assert BeamSearchDecoder(beam_width=8).transcripts(logits) == ["a"]
 
 
 SENTENCES = ["the cat sat on the mat"] * 20 + ["a cot is a small bed"] * 3 + ["the dog sat"] * 5
@@ -109,10 +109,10 @@ def arpa(tmp_path_factory):
 def test_lm_fixes_what_greedy_gets_wrong(arpa):
     logits = frames(AMBIGUOUS)[None]
     assert greedy_decode(logits) == ["the cot sat"]
-    assert BeamSearchDecoder(beam_width=16).decode(logits) == ["the cot sat"]
+    assert BeamSearchDecoder(beam_width=16).transcripts(logits) == ["the cot sat"]
     with_lm = BeamSearchDecoder(arpa, alpha=1.0, beta=0.5, beam_width=16)
-    assert with_lm.decode(logits) == ["the cat sat"]
-    assert with_lm.with_weights(0.0, 0.0).decode(logits) == ["the cot sat"]
+    assert with_lm.transcripts(logits) == ["the cat sat"]
+    assert with_lm.with_weights(0.0, 0.0).transcripts(logits) == ["the cot sat"]
     assert with_lm.description == "beam search (width 16, LM words.arpa, alpha 1, beta 0.5)"
 
 
@@ -122,7 +122,7 @@ def test_lm_words_are_matched_lower_case_and_gzipped_arpa_loads(tmp_path):
     packed.write_bytes(gzip.compress(upper.read_bytes()))
     assert "CAT" in read_lm_vocabulary(packed)
     decoder = BeamSearchDecoder(packed, alpha=1.0, beta=0.5, beam_width=16)
-    assert decoder.decode(frames(AMBIGUOUS)[None]) == ["the cat sat"]
+    assert decoder.transcripts(frames(AMBIGUOUS)[None]) == ["the cat sat"]
 
 
 def test_lm_problems_name_the_file(tmp_path, arpa):

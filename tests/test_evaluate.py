@@ -43,6 +43,11 @@ def test_inference_file_holds_every_prediction_beside_its_truth(trained_model, c
     assert sorted(table["reference"]) == sorted(rows["text"])
     assert table["prediction"].map(lambda p: isinstance(p, str)).all()
     headline = float(result.output.strip().splitlines()[-1].split()[-1].rstrip("%")) / 100
+    if name.endswith(".json"):  # with each prediction's timed words
+        assert [" ".join(w["text"] for w in words) for words in table["words"]] == \
+            [" ".join(p.split()) for p in table["prediction"]]
+        assert all(0 <= w["start"] < w["end"] <= d and 0 <= w["confidence"] <= 1
+                   for words, d in zip(table["words"], table["duration"] + 0.05) for w in words)
     if name.endswith(".csv"):  # rows only; the seed's pickle and JSON carry the error rate
         assert error_rate is None
     else:

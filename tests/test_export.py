@@ -2,7 +2,8 @@
 
 The SavedModel is loaded in a separate Python process that never imports ds2_keras (as on a
 server), and requests are the REST JSON bodies of examples/serving_client.py, turned into
-tensors as TF Serving does; the served transcripts must equal `ds2 transcribe`'s.
+tensors as TF Serving does; the served transcripts, words and word times must equal `ds2
+transcribe`'s.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from click.testing import CliRunner
 from ds2_keras.checkpoints import load_model_file
 from ds2_keras.export import export_command, export_saved_model
 from ds2_keras.recognizer import recognizer
-from ds2_keras.transcribe import transcribe_files
+from ds2_keras.transcribe import transcribe_command, transcribe_files
 from test_transcribe import RATE, speechlike, write_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,9 @@ def tensor(values, spec):
 
 def listed(values):
     values = values.numpy()
-    return [v.decode("utf-8") for v in values] if values.dtype == object else values.tolist()
+    if values.dtype == object:  # strings of any rank, as UTF-8 text
+        values = np.vectorize(lambda v: v.decode("utf-8"), otypes=[object])(values)
+    return values.tolist()
 
 model = tf.saved_model.load(sys.argv[1])
 replies = []
@@ -92,9 +95,13 @@ def served(tmp_path_factory):
     subprocess.run([sys.executable, "-c", SERVER, str(directory / "ds2" / "1"), str(directory / "requests.json"),
                     str(directory / "replies.json")], check=True, cwd=directory, capture_output=True)
     module = recognizer(load_model_file(model_file, compile=False))
+    result = CliRunner().invoke(transcribe_command, ["--model-file", str(model_file), "--format", "json",
+                                                     "--output-dir", str(directory / "json"), *map(str, wavs)])
+    assert result.exit_code == 0, result.output
     return {
         "model_file": model_file, "root": directory / "ds2", "client": client, "wavs": wavs,
-        "local": [text for _, text in transcribe_files(module, wavs)],
+        "local": [hypothesis.text for _, hypothesis in transcribe_files(module, wavs)],
+        "json": [json.loads((directory / "json" / f"{wav.stem}.json").read_text()) for wav in wavs],
         **json.loads((directory / "replies.json").read_text()),
     }
 
@@ -110,6 +117,25 @@ def test_row_format_matches_transcribe(served):
     for row in rows:  # padding frames past each utterance's length are zero
         logits = np.array(row["logits"])
         assert logits.shape[1] == 29 and 0 < row["logit_lengths"] <= logits.shape[0]
+
+
+@pytest.mark.parametrize("reply", [0, 2], ids=["serving_default", "transcribe_wav"])
+def test_served_words_and_times_match_transcribe_json(served, reply):
+    rows = served["replies"][reply]["predictions"]
+    assert sum(row["word_counts"] for row in rows) > len(rows)
+    for row, record in zip(rows, served["json"], strict=True):
+        count = row["word_counts"]
+        assert row["transcripts"] == record["text"]
+        assert row["words"][:count] == [word["text"] for word in record["words"]]
+        for name in ("start", "end"):  # whole frames: exact, once float32 noise is rounded off as ds2 does
+            assert [round(t, 3) for t in row[f"word_{name}s"][:count]] == [word[name] for word in record["words"]]
+        assert row["word_confidences"][:count] == pytest.approx([word["confidence"] for word in record["words"]],
+                                                                abs=2e-4)
+        assert row["scores"] == pytest.approx(record["score"], abs=1e-3)
+        # rectangular: every row padded to the most words in the batch
+        widest = max(r["word_counts"] for r in rows)
+        assert len(row["words"]) == len(row["word_starts"]) == len(row["word_confidences"]) == widest
+        assert set(row["words"][count:]) <= {""} and set(row["word_ends"][count:]) <= {0.0}
 
 
 def test_columnar_format_matches_row_format(served):
@@ -137,10 +163,14 @@ def test_saved_model_cli_shows_both_signatures(served):
     wav = shown.split("signature_def['transcribe_wav']")[1].split("signature_def[")[0]
     for name, dtype, shape in (("waveforms", "DT_FLOAT", "(-1, -1)"), ("lengths", "DT_INT32", "(-1)"),
                                ("transcripts", "DT_STRING", "(-1)"), ("logits", "DT_FLOAT", "(-1, -1, 29)"),
-                               ("logit_lengths", "DT_INT32", "(-1)")):
+                               ("logit_lengths", "DT_INT32", "(-1)"), ("scores", "DT_FLOAT", "(-1)"),
+                               ("words", "DT_STRING", "(-1, -1)"), ("word_starts", "DT_FLOAT", "(-1, -1)"),
+                               ("word_ends", "DT_FLOAT", "(-1, -1)"), ("word_confidences", "DT_FLOAT", "(-1, -1)"),
+                               ("word_counts", "DT_INT32", "(-1)")):
         assert f"['{name}'] tensor_info:\n        dtype: {dtype}\n        shape: {shape}" in serving
     assert "inputs['wav_bytes'] tensor_info:\n        dtype: DT_STRING" in wav
     assert "outputs['transcripts'] tensor_info:\n        dtype: DT_STRING" in wav
+    assert "outputs['word_starts'] tensor_info:\n        dtype: DT_FLOAT" in wav
 
 
 def test_client_dry_run_prints_the_request(served):

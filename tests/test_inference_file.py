@@ -5,7 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ds2_keras.inference_file import COLUMNS, InferenceFileError, inference_table, read_inference, write_inference
+from ds2_keras.inference_file import (
+    COLUMNS, TIMING_COLUMNS, InferenceFileError, inference_table, read_inference, write_inference,
+)
+from ds2_keras.words import Hypothesis, Word
 
 REFERENCES = ["the cat sat", "nan", "a dog"]
 PREDICTIONS = ["the cot sat", "", "a dog"]
@@ -65,3 +68,20 @@ def test_unreadable_files_name_the_file(tmp_path, name, content):
     path.write_bytes(content)
     with pytest.raises(InferenceFileError, match=name):
         read_inference(path)
+
+
+def test_json_keeps_scores_and_word_timings_where_csv_and_pickle_keep_their_format(tmp_path):
+    hypotheses = [Hypothesis("the cot sat", (Word("the", 0.1, 0.3, 0.9), Word("cot", 0.4, 0.6, 0.4),
+                                             Word("sat", 0.7, 0.95, 0.8)), -12.5),
+                  Hypothesis("", (), -3.0),
+                  Hypothesis("a dog", (Word("a", 0.0, 0.06, 1.0), Word("dog", 0.2, 0.5, 0.7)), -4.0)]
+    table = inference_table(REFERENCES, PREDICTIONS, hypotheses=hypotheses)
+    assert table.columns.tolist() == COLUMNS + TIMING_COLUMNS
+    read, _ = read_inference(write_inference(tmp_path / "eval.json", table, 0.5))
+    assert read["score"].tolist() == [-12.5, -3.0, -4.0]
+    assert read["words"].tolist() == [h.as_dict()["words"] for h in hypotheses]
+    assert read.loc[0, "words"][1] == {"text": "cot", "start": 0.4, "end": 0.6, "confidence": 0.4}
+    csv, _ = read_inference(write_inference(tmp_path / "eval.csv", table, 0.5))
+    assert csv.columns.tolist() == COLUMNS
+    with open(write_inference(tmp_path / "eval.pkl", table, 0.5), "rb") as handle:
+        assert pickle.load(handle) == (list(zip(PREDICTIONS, REFERENCES)), 0.5)

@@ -11,6 +11,7 @@ from matplotlib.image import AxesImage
 from ds2_keras import plots
 from ds2_keras.alphabet import BLANK_INDEX, CHARACTERS, SYMBOLS, encode
 from ds2_keras.config import preset
+from ds2_keras.decoding import Hypothesis
 from ds2_keras.evaluate import Evaluation
 from ds2_keras.metrics import cer, wer
 
@@ -145,7 +146,8 @@ def test_ctc_posteriors_overlays_the_greedy_path(tmp_path):
 
 def test_save_evaluation_plots_writes_pngs(tmp_path):
     evaluation = Evaluation(
-        references=REFERENCES, predictions=PREDICTIONS, audio_paths=[f"{i}.flac" for i in range(4)],
+        references=REFERENCES, hypotheses=[Hypothesis(text, (), 0.0) for text in PREDICTIONS],
+        audio_paths=[f"{i}.flac" for i in range(4)],
         durations=DURATIONS, character_errors=cer(REFERENCES, PREDICTIONS),
         word_errors=wer(REFERENCES, PREDICTIONS), decoder="greedy",
     )

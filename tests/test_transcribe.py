@@ -6,6 +6,7 @@ and non-empty, so equality between code paths is a real check.
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,9 @@ from ds2_keras.recognizer import recognizer
 from ds2_keras.transcribe import (
     join_pieces, recognize_batches, split_at_pauses, transcribe, transcribe_command, transcribe_files,
 )
+from ds2_keras.transcript_writers import transcript_record
+from ds2_keras.words import Hypothesis, Word
+from test_transcript_writers import parse_srt, parse_vtt
 
 RATE = 16000
 
@@ -75,20 +79,34 @@ def test_long_audio_is_cut_at_pauses_into_bounded_pieces():
 
 
 def test_join_pieces_keeps_a_single_transcript_and_spaces_several():
-    assert join_pieces([" ab "]) == " ab "
-    assert join_pieces(["ab ", "", " cd"]) == "ab cd"
+    single = Hypothesis(" ab ", (Word("ab", 0.03, 0.09, 0.5),), -2.0)
+    assert join_pieces([single], [0.0]) == single
+    pieces = [Hypothesis("ab ", (Word("ab", 0.03, 0.09, 0.5),), -2.0), Hypothesis("", (), -1.0),
+              Hypothesis(" cd", (Word("cd", 0.3, 0.36, 0.25),), -3.0)]
+    assert join_pieces(pieces, [0.0, 20.0, 31.5]) == Hypothesis(
+        "ab cd", (Word("ab", 0.03, 0.09, 0.5), Word("cd", 31.8, 31.86, 0.25)), -6.0)
+
+
+def timed_words(hypothesis: Hypothesis) -> list[tuple[str, float, float]]:
+    return [(word.text, word.start, word.end) for word in hypothesis.words]
 
 
 def test_batching_does_not_change_transcripts(module):
     waveforms = [speechlike(s, seed) for seed, s in enumerate((0.4, 1.7, 0.9, 2.6, 1.2))]
     alone = [recognize_batches(module, [w], batch_size=1)[0] for w in waveforms]
-    assert all(alone) and len(set(alone)) == len(alone)
-    assert transcribe(module, waveforms, batch_size=3) == alone
-    assert transcribe(module, waveforms, batch_size=16) == alone
+    texts = [h.text for h in alone]
+    assert all(texts) and len(set(texts)) == len(texts) and all(h.words for h in alone)
+    for batch_size in (3, 16):
+        batched = transcribe(module, waveforms, batch_size=batch_size)
+        assert [h.text for h in batched] == texts
+        assert [timed_words(h) for h in batched] == [timed_words(h) for h in alone]
+        for together, single in zip(batched, alone):
+            assert [w.confidence for w in together.words] == pytest.approx([w.confidence for w in single.words],
+                                                                           abs=2e-4)
 
 
 def test_audio_shorter_than_one_window_gives_an_empty_transcript(module):
-    assert transcribe(module, [speechlike(0.005, 0), speechlike(1.0, 1)])[0] == ""
+    assert transcribe(module, [speechlike(0.005, 0), speechlike(1.0, 1)])[0] == Hypothesis("", (), 0.0)
 
 
 def test_recognizer_never_traces_cudnn_kernels(model_file, monkeypatch):
@@ -99,12 +117,17 @@ def test_recognizer_never_traces_cudnn_kernels(model_file, monkeypatch):
     assert "While" in ops and not any(op.startswith("CudnnRNN") for op in ops)
 
 
-def test_long_audio_transcript_joins_its_pieces(module):
+def test_long_audio_transcript_joins_its_pieces_with_times_from_the_start(module):
     samples = speechlike(5.0, 3)
     pieces = split_at_pauses(samples, RATE, max_seconds=2.0)
-    expected = join_pieces(recognize_batches(module, pieces, batch_size=4))
     assert len(pieces) >= 3
-    assert transcribe(module, [samples], batch_size=4, max_seconds=2.0) == [expected]
+    starts = np.cumsum([0] + [len(p) for p in pieces[:-1]]) / RATE
+    found = recognize_batches(module, pieces, batch_size=4)
+    (joined,) = transcribe(module, [samples], batch_size=4, max_seconds=2.0)
+    assert joined == join_pieces(found, starts.tolist())
+    assert timed_words(joined) == [(w.text, pytest.approx(w.start + start), pytest.approx(w.end + start))
+                                   for piece, start in zip(found, starts) for w in piece.words]
+    assert len(joined.words) > len(found[0].words) and joined.words[-1].start > starts[-1]
 
 
 def test_files_of_any_format_rate_and_channels_match_waveforms(module, tmp_path):
@@ -116,7 +139,7 @@ def test_files_of_any_format_rate_and_channels_match_waveforms(module, tmp_path)
     soundfile.write(mp3_22k, speechlike(2.1, 6, 22050), 22050, format="MP3")
     files = [mono, stereo_44k, mp3_22k]
     expected = transcribe(module, [load_audio(path) for path in files])
-    assert [text for _, text in transcribe_files(module, files)] == expected
+    assert [hypothesis for _, hypothesis in transcribe_files(module, files)] == expected
 
 
 def test_cli_reports_unreadable_files_and_transcribes_the_rest(model_file, tmp_path):
@@ -150,3 +173,58 @@ def test_cli_missing_model_file_is_one_line(tmp_path):
     result = CliRunner().invoke(transcribe_command, ["--model-file", str(tmp_path / "none.keras"), str(audio)])
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Error: {tmp_path / 'none.keras'}: model file not found"
+
+
+def test_cli_writes_one_file_per_input_in_each_format(model_file, module, tmp_path):
+    files = [tmp_path / "one.wav", tmp_path / "two.flac"]
+    for seed, path in enumerate(files):
+        soundfile.write(path, speechlike(1.5 + seed, seed), RATE)
+    expected = transcribe(module, [load_audio(path) for path in files])
+    for output_format, parse in (("json", json.loads), ("srt", parse_srt), ("vtt", parse_vtt), ("txt", str)):
+        result = CliRunner().invoke(transcribe_command, ["--model-file", str(model_file), "--format", output_format,
+                                                         "--output-dir", str(tmp_path / "out"), *map(str, files)])
+        assert result.exit_code == 0, result.output
+        assert result.stdout == "" and "transcribing" in result.stderr  # a progress bar for several files
+        for path, hypothesis in zip(files, expected):
+            written = parse((tmp_path / "out" / f"{path.stem}.{output_format}").read_text())
+            if output_format == "json":
+                assert written == transcript_record(path, hypothesis)
+            elif output_format == "txt":
+                assert written == hypothesis.text + "\n"
+            else:
+                assert [word for _, _, lines in written for line in lines for word in line.split()] == \
+                    [word.text for word in hypothesis.words]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        f"{stem}.{fmt}" for stem in ("one", "two") for fmt in ("json", "srt", "vtt", "txt"))
+
+
+def test_cli_prints_json_lines_without_an_output_dir(model_file, module, tmp_path):
+    audio = tmp_path / "a.wav"
+    soundfile.write(audio, speechlike(1.2, 9), RATE)
+    result = CliRunner().invoke(transcribe_command, ["--model-file", str(model_file), "--format", "json", str(audio)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == transcript_record(audio, transcribe(module, [load_audio(audio)])[0])
+
+
+def test_cli_refuses_outputs_that_would_clash(model_file, tmp_path):
+    first, second = tmp_path / "a" / "x.wav", tmp_path / "b" / "x.flac"
+    for path in (first, second):
+        path.parent.mkdir()
+        soundfile.write(path, speechlike(0.5, 1), RATE)
+    clash = CliRunner().invoke(transcribe_command, ["--model-file", str(model_file), "--format", "srt",
+                                                    "--output-dir", str(tmp_path / "out"), str(first), str(second)])
+    assert clash.exit_code == 2 and f"{first} and {second} would both be written to" in clash.stderr
+    mixed = CliRunner().invoke(transcribe_command, ["--model-file", str(model_file), "--format", "vtt",
+                                                    str(first), str(second)])
+    assert mixed.exit_code == 2 and "vtt subtitles of several files need --output-dir" in mixed.stderr
+
+
+def test_cli_unwritable_output_dir_is_one_line(model_file, tmp_path):
+    audio = tmp_path / "a.wav"
+    soundfile.write(audio, speechlike(0.5, 2), RATE)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(transcribe_command, ["--model-file", str(model_file), "--output-dir",
+                                                     str(blocker / "out"), str(audio)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {blocker / 'out'}: cannot write (not a directory)"
