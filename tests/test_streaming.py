@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import tensorflow as tf
 from click.testing import CliRunner
 
 from ds2_keras.audio import load_audio
@@ -48,24 +49,26 @@ def offline(model, samples: np.ndarray) -> tuple[np.ndarray, str]:
     return logits.numpy()[0], greedy_decode(logits.numpy(), lengths.numpy())[0]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_streamed_chunks_of_any_size_end_with_the_offline_logits_and_transcript(streaming_model, utterance, seed):
+def test_streamed_chunks_of_any_size_end_with_the_offline_logits_and_transcript(streaming_model, utterance):
     model = load_model_file(streaming_model, compile=False)
     expected_logits, expected_text = offline(model, utterance)
     recognizer = StreamingRecognizer(model)
-    state, pieces, position = recognizer.initial_state(1), [], 0
-    rng = np.random.default_rng(seed)
-    while position < len(utterance):
-        size = int(rng.choice([0, 1, 159, 160, 2560, int(rng.integers(1, 8000))]))
-        state, logits = recognizer.step(utterance[None, position: position + size], state, False)
-        pieces.append(logits.numpy()[0])
-        position += size
-    state, logits = recognizer.step(utterance[None, :0], state, True)
-    streamed = np.concatenate(pieces + [logits.numpy()[0]])
-    assert streamed.shape == expected_logits.shape
-    np.testing.assert_allclose(streamed, expected_logits, atol=1e-4)
-    assert state["transcript"].numpy()[0].decode() == expected_text
-    assert int(state["frames"][0]) == len(expected_logits)
+    step = tf.function(recognizer.step, input_signature=[
+        tf.TensorSpec([1, None], tf.float32), recognizer.state_specs(), tf.TensorSpec([], tf.bool)])
+    for seed in range(3):
+        state, pieces, position = recognizer.initial_state(1), [], 0
+        rng = np.random.default_rng(seed)
+        while position < len(utterance):
+            size = int(rng.choice([0, 1, 159, 160, 2560, int(rng.integers(1, 8000))]))
+            state, logits = step(utterance[None, position: position + size], state, tf.constant(False))
+            pieces.append(logits.numpy()[0])
+            position += size
+        state, logits = step(utterance[None, :0], state, tf.constant(True))
+        streamed = np.concatenate(pieces + [logits.numpy()[0]])
+        assert streamed.shape == expected_logits.shape
+        np.testing.assert_allclose(streamed, expected_logits, atol=1e-4)
+        assert state["transcript"].numpy()[0].decode() == expected_text
+        assert int(state["frames"][0]) == len(expected_logits)
 
 
 def test_partials_grow_as_audio_arrives_and_the_final_equals_offline(streaming_model, utterance):
@@ -73,9 +76,13 @@ def test_partials_grow_as_audio_arrives_and_the_final_equals_offline(streaming_m
     streamer = Streamer(model)
     partials = [streamer.feed(utterance[start: start + 2560]) for start in range(0, len(utterance), 2560)]
     final = streamer.finish()
-    assert final == offline(model, utterance)[1] and final.strip()
-    assert all(final.startswith(partial) for partial in partials)  # greedy partials only grow
-    assert partials[len(partials) // 2] != final  # the end was not known half way through
+    assert final.text == offline(model, utterance)[1] and final.text.strip()
+    assert all(final.text.startswith(partial.text) for partial in partials)  # greedy partials only grow
+    assert partials[len(partials) // 2].text != final.text  # the end was not known half way through
+    # Partial words carry times from the stream's start, and keep them as more audio arrives.
+    halfway = partials[len(partials) // 2]
+    assert halfway.words and halfway.words[0].start == final.words[0].start
+    assert all(0 <= word.start < word.end <= len(utterance) / 16000 + 0.1 for word in final.words)
     with pytest.raises(StreamingError, match="finished"):
         streamer.feed(utterance[:160])
 
