@@ -129,8 +129,6 @@ def fit(request: FitRequest) -> DS2Model:
             verbose=request.verbose,
             shuffle=False,  # batches are planned (SortaGrad, buckets) in data.plan_epoch
         )
-        if model.stop_training:
-            break
     if is_chief():
         print(f"model saved to {request.output_dir / MODEL_FILENAME}")
     return model

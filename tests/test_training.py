@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,11 +20,14 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile
+import tensorflow as tf
 from click.testing import CliRunner
 
 from conftest import TRAINED_BATCH_SIZE
 from corpus_fixtures import write_garbage
 from ds2_keras.alphabet import encode
+from ds2_keras.audio import load_audio
 from ds2_keras.benchmark import bench_command
 from ds2_keras.checkpoints import BEST_FILENAME, MODEL_FILENAME, load_model_file, save_model_file
 from ds2_keras.cli import main
@@ -188,3 +192,98 @@ def test_mid_epoch_resume_with_another_batch_size_is_refused(trained_model, corp
     assert result.exit_code == 1, result.output
     assert "cannot resume mid-epoch" in result.output and "use the same -z" in result.output
     assert "Traceback" not in result.output
+
+
+def compiled_tiny_model() -> DS2Model:
+    keras.utils.set_random_seed(0)
+    model = DS2Model(TINY)
+    model.compile(optimizer=make_optimizer(TINY, 1))
+    return model
+
+
+def feature_batch(seed: int, poison: float | None = None) -> tf.data.Dataset:
+    """One batch of two random feature sequences with labels; `poison` replaces one value of the second."""
+    features = np.random.default_rng(seed).normal(size=(2, 120, TINY.num_features)).astype(np.float32)
+    if poison is not None:
+        features[1, 7, 3] = poison
+    inputs = {"features": features, "feature_lengths": np.array([120, 90], np.int32)}
+    targets = {"labels": np.array([[1, 2, 3], [4, 5, 0]], np.int32), "label_lengths": np.array([3, 2], np.int32)}
+    return tf.data.Dataset.from_tensors((inputs, targets))
+
+
+def model_state(model: DS2Model) -> list[np.ndarray]:
+    """Every weight (BatchNorm statistics too) and every optimizer variable (Adam's slots, iterations)."""
+    return [np.array(variable.numpy()) for variable in [*model.weights, *model.optimizer.variables]]
+
+
+@pytest.mark.parametrize("poison", [np.nan, np.inf], ids=["nan", "inf"])
+def test_a_step_with_nonfinite_gradients_changes_no_weight_slot_or_iteration(poison):
+    model = compiled_tiny_model()
+    model.fit(feature_batch(0), verbose=0, shuffle=False)  # a normal step first, so that Adam's slots are not zero
+    before = model_state(model)
+    history = model.fit(feature_batch(1, poison), verbose=0, shuffle=False).history
+    assert history["nonfinite_steps"] == [1.0] and history["nonfinite_losses"] == [2.0]
+    for old, new in zip(before, model_state(model), strict=True):
+        np.testing.assert_array_equal(new, old)
+    # What the guard undid: that step's forward pass alone puts NaN into the BatchNorm statistics...
+    inputs, _ = next(iter(feature_batch(1, poison)))
+    model(inputs, training=True)
+    assert not all(np.isfinite(weight.numpy()).all() for weight in model.non_trainable_weights)
+    # ...and a finite step does move every weight.
+    model = compiled_tiny_model()
+    model.fit(feature_batch(0), verbose=0, shuffle=False)
+    before = model_state(model)
+    assert model.fit(feature_batch(2), verbose=0, shuffle=False).history["nonfinite_steps"] == [0.0]
+    assert all(not np.array_equal(old, new) for old, new in zip(before, model_state(model)))
+
+
+def write_nan_copy(audio_path: str, path: Path) -> str:
+    """The utterance's audio as a float WAV with one NaN sample in the middle."""
+    samples = load_audio(audio_path)
+    samples[len(samples) // 2] = np.nan
+    soundfile.write(path, samples, TINY.sample_rate, subtype="FLOAT")
+    return str(path)
+
+
+def test_nan_audio_rows_leave_the_model_as_if_they_were_not_there(corpus, tmp_path):
+    """Batch size 1, shortest first: each NaN row (a copy of a clean one) is its own step, mid-epoch, so
+    the steps after it show that it changed no weight, moment, BatchNorm statistic or step count."""
+    rows = read_manifest(corpus["train"]).nsmallest(4, "duration").reset_index(drop=True)
+    poisoned = rows.iloc[[1, 2]].copy()
+    poisoned["audio_path"] = [write_nan_copy(path, tmp_path / f"nan{i}.wav") for i, path in enumerate(poisoned["audio_path"])]
+    manifests = {"clean": write_manifest(rows, tmp_path / "clean.csv"),
+                 "poisoned": write_manifest(pd.concat([rows, poisoned], ignore_index=True), tmp_path / "poisoned.csv")}
+    histories = {name: fit(FitRequest([manifest], [], epochs=1, batch_size=1, output_dir=tmp_path / name, config=TINY,
+                                      save_every_steps=0, verbose=0)).progress["history"]
+                 for name, manifest in manifests.items()}
+    assert histories["poisoned"]["nonfinite_steps"] == [2.0] and histories["clean"]["nonfinite_steps"] == [0.0]
+    assert histories["poisoned"]["loss"] == pytest.approx(histories["clean"]["loss"], rel=1e-5)
+    clean, poisoned = (load_model_file(tmp_path / name) for name in manifests)
+    assert int(poisoned.optimizer.iterations.numpy()) == int(clean.optimizer.iterations.numpy()) == len(rows)
+    for expected, actual in zip(model_state(clean), model_state(poisoned), strict=True):
+        assert np.isfinite(actual).all()
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("save_every", [1, 0], ids=["step-save", "epoch-end"])
+def test_nonfinite_weights_never_overwrite_the_last_good_checkpoint(trained_model, corpus, tmp_path, save_every):
+    output = tmp_path / "run"
+    output.mkdir()
+    for name in (MODEL_FILENAME, BEST_FILENAME):
+        shutil.copy(trained_model, output / name)
+    good = {path: path.read_bytes() for path in output.iterdir()}
+    broken = load_model_file(trained_model)
+    kernel = broken.get_layer("logits").kernel
+    kernel.assign(np.full(kernel.shape, np.nan, np.float32))  # as if a step had blown up
+    save_model_file(broken, tmp_path / "broken.keras")
+    result = CliRunner().invoke(main, [
+        "fit", "--manifest", f"train:{corpus['train']}", "--manifest", f"val:{corpus['val']}", "-e", "3",
+        "-z", str(TRAINED_BATCH_SIZE), "-s", str(output), "--model-file", str(tmp_path / "broken.keras"), "--fresh",
+        "--save-every", str(save_every)])
+    assert result.exit_code == 1, result.output
+    where = "epoch 3, step 1" if save_every else "the end of epoch 3"
+    assert result.stderr.strip() == (f"Error: training stopped at {where}: NaN or Inf in logits/kernel; "
+                                     f"the last good checkpoint {output / MODEL_FILENAME} is kept")
+    assert {path: path.read_bytes() for path in output.iterdir() if path.suffix == ".keras"} == good
+    assert not (output / "history.json").exists()
+
