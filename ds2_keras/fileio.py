@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -45,25 +46,25 @@ def os_error_path(error: OSError, default: str | Path) -> str | Path:
 
 
 @contextlib.contextmanager
-def reporting_os_errors(path: str | Path) -> Iterator[None]:
-    """Turn an OSError raised in the block into an OutputError naming the path at fault."""
+def reporting_os_errors(path: str | Path, name_path: bool = False) -> Iterator[None]:
+    """Turn an OSError raised in the block into an OutputError naming the path at fault, or
+    `path` whatever the OS names with `name_path` (a temporary's name means nothing to the user)."""
     try:
         yield
     except OutputError:
         raise
     except OSError as error:
-        raise OutputError(os_error_path(error, path), f"cannot write ({os_cause(error)})") from None
+        raise OutputError(path if name_path else os_error_path(error, path), f"cannot write ({os_cause(error)})") from None
 
 
 def make_directory(path: str | Path) -> Path:
     """mkdir -p, with an OutputError (not a traceback) when the OS refuses."""
     path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:  # mkdir -p met a file where a directory is needed
-        raise OutputError(path, f"cannot write ({_CAUSES[errno.ENOTDIR]})") from None
-    except OSError as error:
-        raise OutputError(os_error_path(error, path), f"cannot write ({os_cause(error)})") from None
+    with reporting_os_errors(path):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # mkdir -p met a file where a directory is needed
+            raise OutputError(path, f"cannot write ({_CAUSES[errno.ENOTDIR]})") from None
     return path
 
 
@@ -77,20 +78,33 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     if path.is_dir():
         raise OutputError(path, f"cannot write ({_CAUSES[errno.EISDIR]})")
     make_directory(path.parent)
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    except OSError as error:
-        raise OutputError(path, f"cannot write ({os_cause(error)})") from None
+    prefix, suffix = _temporary_affixes(path)
+    with reporting_os_errors(path, name_path=True):
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     os.close(handle)
     try:
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
-        yield Path(temporary)
-        os.replace(temporary, path)
-    except OSError as error:  # the temporary's name would mean nothing to the user: name the target
-        raise OutputError(path, f"cannot write ({os_cause(error)})") from None
+        with reporting_os_errors(path, name_path=True):
+            os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
+            yield Path(temporary)
+            os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def _temporary_affixes(path: Path) -> tuple[str, str]:
+    """How atomic_path names the temporaries beside `path`: hidden, with the same extension."""
+    return f".{path.name}.", path.suffix
+
+
+def remove_stale_temporaries(path: str | Path) -> None:
+    """Delete the temporaries a killed process left beside `path` (kill -9 skips atomic_path's
+    clean-up). Only for a caller that alone writes `path`, as the holder of a directory lock."""
+    path = Path(path)
+    prefix, suffix = _temporary_affixes(path)
+    for stale in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        with reporting_os_errors(stale):
+            stale.unlink(missing_ok=True)
 
 
 def _umask() -> int:

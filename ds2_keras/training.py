@@ -11,15 +11,20 @@ from pathlib import Path
 
 import keras
 
-from .checkpoints import MODEL_FILENAME, Checkpointer, load_model_file
+from .checkpoints import BEST_FILENAME, HISTORY_FILENAME, MODEL_FILENAME, Checkpointer, load_model_file
 from .config import DS2Config
 from .data import Utterances, batches_per_epoch, evaluation_utterances, select_utterances, training_dataset
 from .distribute import choose_strategy, is_chief
 from .errors import DS2Error
+from .fileio import make_directory, remove_stale_temporaries
+from .locks import exclusive_use
 from .manifest import read_manifests
 from .model import DS2Model
 from .optim import make_optimizer
 from .validation import ValidationCallback
+
+CONFIG_FILENAME = "config.json"
+FIT_LOCK = ".fit.lock"  # held by the running fit (see locks.py); records its pid and host
 
 
 @dataclass
@@ -82,11 +87,22 @@ def load_split(manifests: list[Path], config: DS2Config, name: str) -> Utterance
 
 
 def fit(request: FitRequest) -> DS2Model:
+    """Train as requested; the chief holds the output directory's lock throughout, so a second
+    fit on the same directory is refused instead of overwriting the first one's checkpoints."""
+    make_directory(request.output_dir)
+    if not is_chief():  # other workers write nothing there
+        return _fit(request)
+    with exclusive_use(request.output_dir, FIT_LOCK, "ds2 fit"):
+        for name in (MODEL_FILENAME, BEST_FILENAME, HISTORY_FILENAME, CONFIG_FILENAME):
+            remove_stale_temporaries(request.output_dir / name)  # left by a fit killed mid-write
+        return _fit(request)
+
+
+def _fit(request: FitRequest) -> DS2Model:
     strategy = choose_strategy()
     replicas = strategy.num_replicas_in_sync
     if request.batch_size % replicas:
         raise DS2Error(f"batch size {request.batch_size} must be a multiple of the {replicas} replicas")
-    request.output_dir.mkdir(parents=True, exist_ok=True)
     with strategy.scope():
         model = _restore(request)
         # A resumed model brings its own config; it decides which utterances can train.
@@ -98,7 +114,7 @@ def fit(request: FitRequest) -> DS2Model:
         _check_resumable(model, request.batch_size, steps)
         model.progress = {**model.progress, "batch_size": request.batch_size, "steps_per_epoch": steps}
     if is_chief():
-        config.save(request.output_dir / "config.json")
+        config.save(request.output_dir / CONFIG_FILENAME)
     # Validation scores every row, as `ds2 evaluate` does, so the two figures agree.
     val = evaluation_utterances(read_manifests(request.val_manifests)) if request.val_manifests else None
     if val is not None:

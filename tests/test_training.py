@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from click.testing import CliRunner
 
 from conftest import TRAINED_BATCH_SIZE
 from corpus_fixtures import write_garbage
+from faults import DS2, as_unprivileged, file_size_limit, one_line_error, run_ds2, shared_dir  # noqa: F401 - a fixture
 from ds2_keras.alphabet import encode
 from ds2_keras.audio import load_audio
 from ds2_keras.benchmark import bench_command
@@ -39,10 +41,9 @@ from ds2_keras.manifest import read_manifest, write_manifest
 from ds2_keras.metrics import cer
 from ds2_keras.model import DS2Model
 from ds2_keras.optim import make_optimizer
-from ds2_keras.training import FitRequest, fit
+from ds2_keras.training import FIT_LOCK, FitRequest, fit
 
 TINY = preset("tiny")
-DS2 = Path(sys.executable).with_name("ds2")
 
 
 def test_tiny_model_overfits_a_handful_of_utterances(corpus, tmp_path):
@@ -287,3 +288,79 @@ def test_nonfinite_weights_never_overwrite_the_last_good_checkpoint(trained_mode
     assert {path: path.read_bytes() for path in output.iterdir() if path.suffix == ".keras"} == good
     assert not (output / "history.json").exists()
 
+
+def fit_args(corpus: dict[str, Path], output: Path, *extra: str) -> list[str]:
+    return ["fit", "--manifest", f"train:{corpus['train']}", "-e", "1", "-z", "4", "-s", str(output), "--preset", "tiny",
+            *extra]
+
+
+def wait_for(condition, timeout: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_second_fit_on_a_directory_in_use_is_refused_until_the_first_is_killed(corpus, tmp_path):
+    output = tmp_path / "run"
+    args = fit_args(corpus, output, "--save-every", "1")
+    lock = output / FIT_LOCK
+    with open(tmp_path / "first.log", "w") as log:
+        first = subprocess.Popen([str(DS2), *args], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert wait_for(lambda: lock.is_file() and lock.read_text().startswith(f"pid {first.pid} ")), \
+            (tmp_path / "first.log").read_text()[-3000:]
+        second = CliRunner().invoke(main, args)
+    finally:
+        first.kill()  # SIGKILL: nothing of ds2 runs, the kernel drops the lock
+        first.wait()
+    assert second.exit_code == 1
+    assert second.stderr.strip() == (f"Error: {output}: in use by another ds2 fit (pid {first.pid} on host "
+                                     f"{socket.gethostname()}); wait for it to finish or choose another directory")
+    third = CliRunner().invoke(main, args)  # the same command takes the dead run's lock over
+    assert third.exit_code == 0, third.output
+    assert lock.read_text().startswith(f"pid {os.getpid()} ")
+    assert load_model_file(output).progress["epoch"] == 1
+
+
+def test_fit_output_that_is_a_file_or_under_one_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("kept")
+    for output in (tmp_path / "file", tmp_path / "file" / "run"):
+        result = CliRunner().invoke(main, ["fit", "--manifest", "train:unused.csv", "-e", "1", "-s", str(output)])
+        assert result.exit_code == 1
+        assert result.stderr.strip() == f"Error: {output}: cannot write (not a directory)"
+    assert (tmp_path / "file").read_text() == "kept"
+
+
+def test_fit_output_nobody_may_create_is_one_line():
+    output = Path("/sys/ds2-test-output")  # sysfs refuses new entries to root too (read-only in containers)
+    result = CliRunner().invoke(main, ["fit", "--manifest", "train:unused.csv", "-e", "1", "-s", str(output)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() in {f"Error: {output}: cannot write ({cause})"
+                                     for cause in ("permission denied", "read-only file system")}
+
+
+def test_fit_into_a_directory_it_may_not_write_is_one_line(shared_dir):
+    user = as_unprivileged(shared_dir)
+    output = shared_dir / "run"
+    output.mkdir(mode=0o755)
+    if not user:
+        output.chmod(0o555)
+    result = run_ds2(["fit", "--manifest", "train:unused.csv", "-e", "1", "-s", str(output)], **user)
+    assert one_line_error(result) == f"Error: {output / FIT_LOCK}: cannot write (permission denied)"
+    assert list(output.iterdir()) == []
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(trained_model, corpus, tmp_path):
+    output = tmp_path / "run"
+    output.mkdir()
+    shutil.copy(trained_model, output / MODEL_FILENAME)
+    good = (output / MODEL_FILENAME).read_bytes()
+    result = run_ds2(["fit", "--manifest", f"train:{corpus['train']}", "-e", "3", "-z", str(TRAINED_BATCH_SIZE),
+                      "-s", str(output), "--save-every", "1"], preexec_fn=file_size_limit(len(good) // 2))
+    assert one_line_error(result) == f"Error: {output / MODEL_FILENAME}: cannot write (file too large (file size limit reached))"
+    assert (output / MODEL_FILENAME).read_bytes() == good
+    assert load_model_file(output).progress == load_model_file(trained_model).progress
+    assert sorted(path.name for path in output.iterdir()) == [FIT_LOCK, "config.json", "logs", MODEL_FILENAME]
