@@ -55,11 +55,13 @@ def serving_module(model: DS2Model) -> tf.Module:
     """The recognizer plus `recognize_wav`, the graph behind the `transcribe_wav` signature."""
     import tensorflow as tf
 
+    from .serving_inputs import check_wav_bytes
+
     module = recognizer(model)
     sample_rate = model.ds2_config.sample_rate
 
     def decode(contents: tf.Tensor) -> tf.Tensor:
-        audio, rate = tf.audio.decode_wav(contents)
+        audio, rate = tf.audio.decode_wav(check_wav_bytes(contents))
         check = tf.debugging.assert_equal(
             rate, sample_rate, message=f"WAV audio must be sampled at {sample_rate} Hz (resample before sending)")
         with tf.control_dependencies([check]):

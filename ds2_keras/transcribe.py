@@ -46,18 +46,13 @@ def recognizer(model: DS2Model) -> tf.Module:
 
     from .decoding import greedy_decode_tf
     from .features import log_spectrogram
+    from .serving_inputs import check_serving_inputs
 
     config = model.ds2_config
 
     def recognize(waveforms: tf.Tensor, lengths: tf.Tensor) -> dict[str, tf.Tensor]:
-        # A length past the padded batch would make frames the waveform does not hold.
-        checks = [
-            tf.debugging.assert_non_negative(lengths, message="lengths must be >= 0"),
-            tf.debugging.assert_less_equal(lengths, tf.shape(waveforms)[1],
-                                           message="lengths must not exceed the waveforms' padded width"),
-        ]
-        with tf.control_dependencies(checks):
-            features, frame_lengths = log_spectrogram(waveforms, lengths, config)
+        waveforms, lengths = check_serving_inputs(waveforms, lengths)
+        features, frame_lengths = log_spectrogram(waveforms, lengths, config)
         logits, logit_lengths = model([features, frame_lengths], training=False)
         return {"transcripts": greedy_decode_tf(logits, logit_lengths), "logits": logits,
                 "logit_lengths": logit_lengths}

@@ -6,8 +6,11 @@ tensors as TF Serving does; the served transcripts must equal `ds2 transcribe`'s
 """
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +63,39 @@ json.dump({"replies": replies, "ds2_imported": "ds2_keras" in sys.modules}, open
 '''
 
 
+def bad_requests(wav: bytes) -> dict[str, tuple[dict, str]]:
+    """Requests that break the serving contract, by name: (REST body, the cause the error must name).
+
+    `wav` is a good WAV file; its broken variants are what a client sends by mistake.
+    """
+    def columns(waveforms: list[list[float]], lengths: list[int]) -> dict:
+        return {"inputs": {"waveforms": waveforms, "lengths": lengths}}
+
+    def wav_request(contents: bytes) -> dict:
+        return {"signature_name": "transcribe_wav",
+                "instances": [{"wav_bytes": {"b64": base64.b64encode(contents).decode("ascii")}}]}
+
+    flac = io.BytesIO()
+    soundfile.write(flac, speechlike(0.5, 11), RATE, format="FLAC")
+    # An unknown chunk after the format chunk whose id is not text and whose size is past 2**31.
+    huge_chunk = wav[:36] + b"\xff\xfe\xfd\xfc" + struct.pack("<I", 0xFFFFFFF0) + wav[36:]
+    header_not_found = "wav_bytes must hold whole WAV files (RIFF/WAVE header not found)"
+    return {
+        "fewer lengths than rows": (columns([[0.0] * 400] * 2, [400]), "waveforms and lengths must have the same batch size"),
+        "more lengths than rows": (columns([[0.0] * 400], [400, 400]), "waveforms and lengths must have the same batch size"),
+        "negative length": (columns([[0.0] * 400], [-1]), "lengths must be >= 0"),
+        "length past the width": (columns([[0.0] * 400], [401]), "lengths must not exceed the padded width of the waveforms"),
+        "NaN sample": (columns([[0.0] * 399 + [float("nan")]], [400]), "waveforms must hold finite samples"),
+        "infinite sample": (columns([[float("inf")] + [0.0] * 399], [400]), "waveforms must hold finite samples"),
+        "text instead of a WAV": (wav_request(b"NOT A WAV FILE, just some text" * 4), header_not_found),
+        "binary garbage": (wav_request(bytes(range(256)) * 4), header_not_found),
+        "FLAC instead of a WAV": (wav_request(flac.getvalue()), header_not_found),
+        "empty bytes": (wav_request(b""), header_not_found),
+        "chunk size past 2**31": (wav_request(huge_chunk), "wav_bytes must hold whole WAV files (a chunk size is out of range)"),
+        "truncated WAV": (wav_request(wav[:30]), "Data too short"),
+    }
+
+
 def load_client():
     spec = importlib.util.spec_from_file_location("serving_client", ROOT / "examples" / "serving_client.py")
     client = importlib.util.module_from_spec(spec)
@@ -84,17 +120,20 @@ def served(tmp_path_factory):
     soundfile.write(wrong_rate, speechlike(1.0, 10, 22050), 22050, subtype="PCM_16")
     wavs = [*mono, stereo]
     client = load_client()
+    bad = bad_requests(mono[0].read_bytes())
     requests = [client.build_request(wavs, "rows"), client.build_request(wavs, "columns"),
                 client.build_request(wavs, "wav"), client.build_request([wrong_rate], "wav"),
-                {"inputs": {"waveforms": [[0.0] * 400], "lengths": [401]}}]
+                *(request for request, _ in bad.values())]
     (directory / "requests.json").write_text(json.dumps(requests))
     subprocess.run([sys.executable, "-c", SERVER, str(directory / "ds2" / "1"), str(directory / "requests.json"),
                     str(directory / "replies.json")], check=True, cwd=directory, capture_output=True)
     module = recognizer(load_model_file(model_file, compile=False))
+    served = json.loads((directory / "replies.json").read_text())
     return {
         "model_file": model_file, "root": directory / "ds2", "client": client, "wavs": wavs,
         "local": [text for _, text in transcribe_files(module, wavs)],
-        **json.loads((directory / "replies.json").read_text()),
+        "refused": {name: (reply, cause) for (name, (_, cause)), reply in zip(bad.items(), served["replies"][4:])},
+        **served,
     }
 
 
@@ -125,8 +164,15 @@ def test_wav_signature_refuses_other_sample_rates(served):
     assert "16000 Hz" in served["replies"][3]["error"]
 
 
-def test_lengths_past_the_padded_width_are_refused(served):
-    assert "lengths must not exceed" in served["replies"][4]["error"]
+@pytest.mark.parametrize("name", list(bad_requests(b"")))
+def test_a_request_breaking_the_contract_is_refused_in_words(served, name):
+    """Each error reaches the client as readable text naming the cause, never echoing the request."""
+    reply, cause = served["refused"][name]
+    error = reply.get("error", "")
+    assert cause in error, reply
+    assert all(character.isprintable() or character in "\n\t" for character in error), error
+    for echo in ("NOT A WAV", "fLaC", "\ufffd"):
+        assert echo not in error
 
 
 def test_saved_model_cli_shows_both_signatures(served):
@@ -177,3 +223,4 @@ def test_missing_model_file_is_one_line(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Error: {tmp_path / 'none.keras'}: model file not found"
     assert not (tmp_path / "out").exists()
+
