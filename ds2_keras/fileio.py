@@ -107,6 +107,20 @@ def remove_stale_temporaries(path: str | Path) -> None:
             stale.unlink(missing_ok=True)
 
 
+def text_cause(message: str) -> str:
+    """The cause an error's text names, in os_cause's words where it is one of theirs.
+
+    TensorFlow reports a file system failure as an OpError whose message holds the OS's
+    strerror ("...; File too large [Op:SaveV2]"), not as an OSError.
+    """
+    lowered = message.lower()
+    for number, cause in _CAUSES.items():
+        if os.strerror(number).lower() in lowered:
+            return cause
+    lines = message.strip().splitlines()
+    return lines[0] if lines else "unknown error"
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

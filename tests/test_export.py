@@ -10,9 +10,11 @@ import base64
 import importlib.util
 import io
 import json
+import signal
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ from click.testing import CliRunner
 from ds2_keras.checkpoints import load_model_file
 from ds2_keras.export import export_command, export_saved_model
 from ds2_keras.transcribe import recognizer, transcribe_files
+from faults import DS2, as_unprivileged, file_size_limit, one_line_error, run_ds2, shared_dir  # noqa: F401 - a fixture
 from test_transcribe import RATE, speechlike, write_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -224,3 +227,69 @@ def test_missing_model_file_is_one_line(tmp_path):
     assert result.stderr.strip() == f"Error: {tmp_path / 'none.keras'}: model file not found"
     assert not (tmp_path / "out").exists()
 
+
+def test_export_onto_a_file_or_under_one_is_one_line(served, tmp_path):
+    (tmp_path / "file").write_text("kept")
+    for out_dir in (tmp_path / "file", tmp_path / "file" / "serving"):
+        result = CliRunner().invoke(export_command, ["--model-file", str(served["model_file"]), str(out_dir)])
+        assert result.exit_code == 1
+        assert result.stderr.strip() == f"Error: {out_dir}: cannot write (not a directory)"
+    assert (tmp_path / "file").read_text() == "kept"
+
+
+def test_export_into_a_directory_it_may_not_write_is_one_line(served, shared_dir):
+    user = as_unprivileged(shared_dir)
+    model_file, out_dir = shared_dir / "model.keras", shared_dir / "serving"
+    model_file.write_bytes(served["model_file"].read_bytes())
+    out_dir.mkdir(mode=0o755)
+    if not user:
+        out_dir.chmod(0o555)
+    result = run_ds2(["export", "--model-file", str(model_file), str(out_dir)], **user)
+    assert one_line_error(result) == f"Error: {out_dir}: cannot write (permission denied)"
+    assert list(out_dir.iterdir()) == []
+
+
+def test_export_onto_a_full_disk_leaves_nothing_behind(served, tmp_path):
+    """TensorFlow reports the full disk as a 50-line OpError; the user sees its cause in one line."""
+    out_dir = tmp_path / "serving"
+    result = run_ds2(["export", "--model-file", str(served["model_file"]), str(out_dir)],
+                     preexec_fn=file_size_limit(64 * 1024))
+    assert one_line_error(result) == f"Error: {out_dir / '1'}: cannot write (file too large (file size limit reached))"
+    assert list(out_dir.iterdir()) == []
+
+
+# Holds a staging directory the way a running export does, until killed.
+LIVE_EXPORT = r'''
+import sys, time
+from pathlib import Path
+from ds2_keras.export import partial_directory
+
+with partial_directory(Path(sys.argv[1]), 7) as staging:
+    print(staging, flush=True)
+    time.sleep(600)
+'''
+
+
+def test_export_removes_what_killed_exports_left_and_spares_live_ones(served, tmp_path):
+    out_dir = tmp_path / "serving"
+    killed = subprocess.Popen([str(DS2), "export", "--model-file", str(served["model_file"]), str(out_dir)])
+    deadline = time.monotonic() + 120
+    while not list(out_dir.glob(".1.partial-*")) and time.monotonic() < deadline and killed.poll() is None:
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    dead = sorted(out_dir.glob(".1.partial-*"))
+    assert [path.name.endswith(".lock") for path in dead] == [False, True], dead  # the staging directory, its lock
+    live = subprocess.Popen([sys.executable, "-c", LIVE_EXPORT, str(out_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        live_staging = Path(live.stdout.readline().strip())
+        result = CliRunner().invoke(export_command, ["--model-file", str(served["model_file"]), str(out_dir)])
+        assert result.exit_code == 0, result.output
+        assert f"removed {dead[0]}, left by an export that did not finish" in result.output
+        assert not any(path.exists() for path in dead)
+        assert live_staging.is_dir() and Path(f"{live_staging}.lock").is_file()
+    finally:
+        live.kill()
+        live.wait()
+    export_saved_model(load_model_file(served["model_file"], compile=False), out_dir)
+    assert sorted(path.name for path in out_dir.iterdir()) == ["1", "2"]
