@@ -142,7 +142,10 @@ def partial_directory(out_dir: Path, version: int) -> Iterator[Path]:
 def remove_dead_partials(out_dir: Path) -> None:
     """Remove the staging directories of exports that died (their lock is free); live ones stay."""
     for lock_path in out_dir.glob(f".*{PARTIAL}*{LOCK_SUFFIX}"):
-        lock = try_lock(lock_path, create=False)
+        try:
+            lock = try_lock(lock_path, create=False)
+        except OutputError:  # another user's export: not ours to judge
+            continue
         if lock is None:  # a live export holds it, or it finished meanwhile
             continue
         with lock:
