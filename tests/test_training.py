@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
@@ -289,9 +290,9 @@ def test_nonfinite_weights_never_overwrite_the_last_good_checkpoint(trained_mode
     assert not (output / "history.json").exists()
 
 
-def fit_args(corpus: dict[str, Path], output: Path, *extra: str) -> list[str]:
-    return ["fit", "--manifest", f"train:{corpus['train']}", "-e", "1", "-z", "4", "-s", str(output), "--preset", "tiny",
-            *extra]
+def fit_args(corpus: dict[str, Path], output: Path, *extra: str, epochs: int = 1) -> list[str]:
+    return ["fit", "--manifest", f"train:{corpus['train']}", "-e", str(epochs), "-z", "4", "-s", str(output),
+            "--preset", "tiny", *extra]
 
 
 def wait_for(condition, timeout: float = 120.0) -> bool:
@@ -364,3 +365,84 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(trained_model, c
     assert (output / MODEL_FILENAME).read_bytes() == good
     assert load_model_file(output).progress == load_model_file(trained_model).progress
     assert sorted(path.name for path in output.iterdir()) == [FIT_LOCK, "config.json", "logs", MODEL_FILENAME]
+
+
+
+Moment = Callable[[], bool]  # true when a running fit is to be killed
+
+
+def after_a_random_delay(rng: np.random.Generator, output: Path, log: Path) -> tuple[str, Moment]:
+    delay, started = rng.uniform(0.5, 8.0), time.monotonic()  # from start-up to the first steps
+    return f"{delay:.1f} s after start", lambda: time.monotonic() - started > delay
+
+
+def during_a_checkpoint_write(rng: np.random.Generator, output: Path, log: Path) -> tuple[str, Moment]:
+    writes = int(rng.integers(2, 4))  # not the first, so that there is a checkpoint to keep
+    stale = set(output.glob(".model.keras.*"))  # a killed write's temporary, removed by the next fit
+    seen: set[Path] = set()
+
+    def writing() -> bool:
+        current = set(output.glob(".model.keras.*")) - stale
+        seen.update(current)
+        return len(seen) >= writes and bool(current)
+    return f"during checkpoint write {writes}", writing
+
+
+def during_validation(rng: np.random.Generator, output: Path, log: Path) -> tuple[str, Moment]:
+    def validating() -> bool:  # the epoch's last batch is shown, its validation result is not yet
+        epoch = log.read_text().rpartition("Epoch ")[2].partition("\n")[2]
+        return re.search(r"(?<!\d)(\d+)/\1(?!\d)", epoch) is not None and "val_loss" not in epoch
+    return "during end-of-epoch validation", validating
+
+
+def between_random_steps(rng: np.random.Generator, output: Path, log: Path) -> tuple[str, Moment]:
+    checkpoints, pause = int(rng.integers(1, 3)), rng.uniform(0.0, 0.5)
+    seen: list[tuple[int, float]] = []  # (step saved in history.json, when it was first seen)
+
+    def later() -> bool:
+        step = json.loads((output / "history.json").read_text())["step"] if (output / "history.json").exists() else -1
+        if not seen or seen[-1][0] != step:
+            seen.append((step, time.monotonic()))
+        return len(seen) > checkpoints and time.monotonic() - seen[checkpoints][1] > pause
+    return f"{pause:.2f} s after {checkpoints} more checkpoints", later
+
+
+def kill_when(command: list[str], log: Path, moment: Moment) -> bool:
+    """Run the fit until `moment` holds, then SIGKILL it; False if it ended first."""
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})  # the log shows progress at once
+    while process.poll() is None:
+        if moment():
+            process.kill()
+            process.wait()
+            return True
+        time.sleep(0.005)
+    return False
+
+
+@pytest.mark.faults
+def test_fit_killed_at_random_moments_ends_exactly_as_an_uninterrupted_run(corpus, tmp_path):
+    def command(output: Path) -> list[str]:
+        return [str(DS2), *fit_args(corpus, output, "--manifest", f"val:{corpus['val']}", "--save-every", "1", epochs=2)]
+
+    baseline, output = tmp_path / "baseline", tmp_path / "killed"
+    uninterrupted = subprocess.run(command(baseline), capture_output=True, text=True, timeout=300)
+    assert uninterrupted.returncode == 0, uninterrupted.stdout[-3000:] + uninterrupted.stderr[-3000:]
+    rng = np.random.default_rng(13)
+    for index, kill in enumerate((after_a_random_delay, during_a_checkpoint_write, during_validation,
+                                  between_random_steps)):
+        log = tmp_path / f"run{index}.log"
+        name, moment = kill(rng, output, log)
+        assert kill_when(command(output), log, moment), f"ended before the kill {name}:\n{log.read_text()[-3000:]}"
+        assert (output / MODEL_FILENAME).exists() or kill is after_a_random_delay
+        progress = load_model_file(output).progress if (output / MODEL_FILENAME).exists() else None  # whole, always
+        print(f"killed {name}; checkpoint: {progress and (progress['epoch'], progress['step'])}")
+    resumed = subprocess.run(command(output), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+
+    expected, actual = load_model_file(baseline), load_model_file(output)
+    assert (actual.progress["epoch"], actual.progress["step"]) == (expected.progress["epoch"], 0) == (2, 0)
+    for want, got in zip(model_state(expected), model_state(actual), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert [path.name for path in output.iterdir() if path.name.startswith(".")] == [FIT_LOCK]  # no temporaries
