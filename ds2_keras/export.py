@@ -34,7 +34,7 @@ import click
 
 from .cli_options import model_file_option
 from .errors import DS2Error
-from .fileio import OutputError, make_directory, os_cause, reporting_os_errors, text_cause
+from .fileio import OutputError, make_directory, os_cause, reporting_os_errors, reporting_tensorflow_errors
 from .locks import record_holder, recorded_holder, try_lock
 from .transcribe import generic_rnn_kernels, recognizer
 
@@ -99,13 +99,10 @@ def export_saved_model(model: DS2Model, out_dir: str | Path, version: int | None
     if target.exists():
         raise ExportError(f"{target}: version {version} already exists; pass another --version")
     with partial_directory(out_dir, version) as staging:
-        try:
-            with generic_rnn_kernels(model):  # saving traces the signatures again
-                module = serving_module(model)
-                tf.saved_model.save(module, str(staging), signatures={
-                    "serving_default": module.recognize, "transcribe_wav": module.recognize_wav})
-        except tf.errors.OpError as error:  # TensorFlow's file system reports the OS's cause in words
-            raise OutputError(target, f"cannot write ({text_cause(error.message)})") from None
+        with reporting_tensorflow_errors(staging, target), generic_rnn_kernels(model):  # saving traces again
+            module = serving_module(model)
+            tf.saved_model.save(module, str(staging), signatures={
+                "serving_default": module.recognize, "transcribe_wav": module.recognize_wav})
         try:
             os.rename(staging, target)
         except OSError as error:  # another export took this version meanwhile

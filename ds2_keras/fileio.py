@@ -107,18 +107,25 @@ def remove_stale_temporaries(path: str | Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def text_cause(message: str) -> str:
-    """The cause an error's text names, in os_cause's words where it is one of theirs.
+@contextlib.contextmanager
+def reporting_tensorflow_errors(where: str | Path, name: str | Path | None = None) -> Iterator[None]:
+    """Turn a TensorFlow OpError about a file under `where` that gives an OS cause into an
+    OutputError naming `name` (default `where`); any other OpError is a bug and stays as it is.
 
-    TensorFlow reports a file system failure as an OpError whose message holds the OS's
-    strerror ("...; File too large [Op:SaveV2]"), not as an OSError.
+    TensorFlow's own file writes (SavedModel, TensorBoard logs) report an OS failure as an
+    OpError whose message holds the path and the OS's strerror ("...; File too large"), not as
+    an OSError.
     """
-    lowered = message.lower()
-    for number, cause in _CAUSES.items():
-        if os.strerror(number).lower() in lowered:
-            return cause
-    lines = message.strip().splitlines()
-    return lines[0] if lines else "unknown error"
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.OpError as error:
+        lowered = error.message.lower()
+        causes = [cause for number, cause in _CAUSES.items() if os.strerror(number).lower() in lowered]
+        if str(where) not in error.message or not causes:
+            raise
+        raise OutputError(name or where, f"cannot write ({causes[0]})") from None
 
 
 def _umask() -> int:

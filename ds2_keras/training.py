@@ -16,7 +16,7 @@ from .config import DS2Config
 from .data import Utterances, batches_per_epoch, evaluation_utterances, select_utterances, training_dataset
 from .distribute import choose_strategy, is_chief
 from .errors import DS2Error
-from .fileio import make_directory, remove_stale_temporaries
+from .fileio import make_directory, remove_stale_temporaries, reporting_tensorflow_errors
 from .locks import exclusive_use
 from .manifest import read_manifests
 from .model import DS2Model
@@ -119,32 +119,39 @@ def _fit(request: FitRequest) -> DS2Model:
     val = evaluation_utterances(read_manifests(request.val_manifests)) if request.val_manifests else None
     if val is not None:
         print(val.report("val"))
-    epoch, step = model.progress["epoch"], model.progress["step"]
+    epoch = model.progress["epoch"]
     if epoch >= request.epochs:
         print(f"model already trained for {epoch} epochs (asked for {request.epochs}); nothing to do")
         return model
-    # A partial epoch first (if resuming mid-epoch), then whole epochs: Keras needs a fixed
-    # steps_per_epoch per fit call.
-    segments = [(epoch, epoch + 1, step), (epoch + 1, request.epochs, 0)] if step else [(epoch, request.epochs, 0)]
-    for first, last, skip in segments:
-        if first >= last:
-            continue
-        dataset = training_dataset(train, config, request.batch_size, range(first, last), skip_batches=skip,
-                               cache=request.cache)
-        callbacks = [
-            ValidationCallback(val, request.batch_size) if val is not None else None,
-            Checkpointer(request.output_dir, request.save_every_steps, step_offset=skip),
-            keras.callbacks.TensorBoard(log_dir=str(request.output_dir / "logs")) if is_chief() else None,
-        ]
-        model.fit(
-            dataset,
-            epochs=last,
-            initial_epoch=first,
-            steps_per_epoch=steps - skip,
-            callbacks=[c for c in callbacks if c is not None],
-            verbose=request.verbose,
-            shuffle=False,  # batches are planned (SortaGrad, buckets) in data.plan_epoch
-        )
+    _train(model, request, train, val, steps)
     if is_chief():
         print(f"model saved to {request.output_dir / MODEL_FILENAME}")
     return model
+
+
+def _train(model: DS2Model, request: FitRequest, train: Utterances, val: Utterances | None, steps: int) -> None:
+    """Fit from the model's progress to request.epochs: a partial epoch first (if resuming
+    mid-epoch), then whole epochs, since Keras needs a fixed steps_per_epoch per fit call."""
+    epoch, step = model.progress["epoch"], model.progress["step"]
+    segments = [(epoch, epoch + 1, step), (epoch + 1, request.epochs, 0)] if step else [(epoch, request.epochs, 0)]
+    logs = request.output_dir / "logs"
+    with reporting_tensorflow_errors(logs):  # TensorBoard writes there with TensorFlow's file system
+        for first, last, skip in segments:
+            if first >= last:
+                continue
+            dataset = training_dataset(train, model.ds2_config, request.batch_size, range(first, last),
+                                       skip_batches=skip, cache=request.cache)
+            callbacks = [
+                ValidationCallback(val, request.batch_size) if val is not None else None,
+                Checkpointer(request.output_dir, request.save_every_steps, step_offset=skip),
+                keras.callbacks.TensorBoard(log_dir=str(logs)) if is_chief() else None,
+            ]
+            model.fit(
+                dataset,
+                epochs=last,
+                initial_epoch=first,
+                steps_per_epoch=steps - skip,
+                callbacks=[c for c in callbacks if c is not None],
+                verbose=request.verbose,
+                shuffle=False,  # batches are planned (SortaGrad, buckets) in data.plan_epoch
+            )

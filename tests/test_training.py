@@ -335,6 +335,16 @@ def test_fit_output_that_is_a_file_or_under_one_is_one_line(tmp_path):
     assert (tmp_path / "file").read_text() == "kept"
 
 
+def test_tensorboard_logs_that_cannot_be_written_are_one_line(corpus, tmp_path):
+    """TensorBoard writes with TensorFlow's file system, which raises OpErrors, not OSErrors."""
+    output = tmp_path / "run"
+    output.mkdir()
+    (output / "logs").write_text("a file where the log directory goes")
+    result = CliRunner().invoke(main, fit_args(corpus, output))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {output / 'logs'}: cannot write (not a directory)"
+
+
 def test_fit_output_nobody_may_create_is_one_line():
     output = Path("/sys/ds2-test-output")  # sysfs refuses new entries to root too (read-only in containers)
     result = CliRunner().invoke(main, ["fit", "--manifest", "train:unused.csv", "-e", "1", "-s", str(output)])
