@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -120,11 +119,16 @@ def test_killed_fit_resumes_from_its_last_checkpoint_when_rerun(corpus, tmp_path
     assert json.loads((output_dir / "history.json").read_text()) == final.progress
 
 
-def fit_one_batch(rows: pd.DataFrame) -> tuple[dict, DS2Model]:
-    """One training step on a batch of these rows, bypassing select_utterances (which drops bad rows)."""
+def compiled_tiny_model() -> DS2Model:
     keras.utils.set_random_seed(0)
     model = DS2Model(TINY)
     model.compile(optimizer=make_optimizer(TINY, 1))
+    return model
+
+
+def fit_one_batch(rows: pd.DataFrame) -> tuple[dict, DS2Model]:
+    """One training step on a batch of these rows, bypassing select_utterances (which drops bad rows)."""
+    model = compiled_tiny_model()
     utterances = Utterances(rows.reset_index(drop=True), [encode(text) for text in rows["text"]])
     dataset = training_dataset(utterances, TINY, len(rows), range(1))
     return model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False).history, model
@@ -194,13 +198,6 @@ def test_mid_epoch_resume_with_another_batch_size_is_refused(trained_model, corp
     assert result.exit_code == 1, result.output
     assert "cannot resume mid-epoch" in result.output and "use the same -z" in result.output
     assert "Traceback" not in result.output
-
-
-def compiled_tiny_model() -> DS2Model:
-    keras.utils.set_random_seed(0)
-    model = DS2Model(TINY)
-    model.compile(optimizer=make_optimizer(TINY, 1))
-    return model
 
 
 def feature_batch(seed: int, poison: float | None = None) -> tf.data.Dataset:
