@@ -6,7 +6,6 @@ leaves the previous checkpoint intact, and the same `ds2 fit` command resumes fr
 from __future__ import annotations
 
 import json
-import math
 import zipfile
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from .optim import EpochDecay  # noqa: F401 - registers the schedule compiled mo
 
 MODEL_FILENAME = "model.keras"
 BEST_FILENAME = "best.keras"  # the epoch with the lowest validation CER so far
+HISTORY_FILENAME = "history.json"  # the progress saved in model.keras, readable
 
 
 class ModelFileError(DS2Error):
@@ -60,6 +60,8 @@ class Checkpointer(keras.callbacks.Callback):
 
     `step_offset` is the number of batches of the current epoch already done before this fit
     call (a resumed partial epoch), so the saved step always counts from the epoch's start.
+    A model whose weights or optimizer state are no longer finite is never saved: fit stops
+    with an error naming the last good checkpoint, which stays as it was.
     """
 
     def __init__(self, output_dir: Path, every_steps: int, step_offset: int = 0):
@@ -76,35 +78,49 @@ class Checkpointer(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         step = self.step = self.step_offset + batch + 1
         last_of_epoch = batch + 1 == self.params["steps"]  # the epoch-end save, after validation, covers it
-        if self.every_steps and step % self.every_steps == 0 and not last_of_epoch and _finite(logs):
-            self.model.progress = {**self.model.progress, "epoch": self.epoch, "step": step}
-            self._save()
+        if self.every_steps and step % self.every_steps == 0 and not last_of_epoch:
+            self._save({"epoch": self.epoch, "step": step})
 
     def on_epoch_end(self, epoch, logs=None):
         stopped_early = self.step < self.step_offset + self.params["steps"]  # --max-minutes ran out mid-epoch
         self.step_offset = 0
-        if stopped_early and _finite(logs):  # saved as mid-epoch progress: the same command resumes there
-            self.model.progress = {**self.model.progress, "epoch": epoch, "step": self.step}
-            self._save()
-            return
-        if not _finite(logs):
-            print(f"\nepoch {epoch + 1}: loss is not finite; keeping the previous checkpoint {self.path}")
-            self.model.stop_training = True
+        if stopped_early:  # saved as mid-epoch progress: the same command resumes there
+            self._save({"epoch": epoch, "step": self.step})
             return
         history = dict(self.model.progress.get("history", {}))
         for name, value in (logs or {}).items():
             history.setdefault(name, []).append(float(value))
-        self.model.progress = {**self.model.progress, "epoch": epoch + 1, "step": 0, "history": history}
-        self._save()
+        self._save({"epoch": epoch + 1, "step": 0, "history": history})
         cer = history.get("val_cer", [])
         if cer and cer[-1] <= min(cer) and is_chief():
             save_model_file(self.model, self.path.with_name(BEST_FILENAME))
 
-    def _save(self) -> None:
+    def _save(self, progress: dict) -> None:
+        """Record `progress` in the model and save it, unless its state is no longer finite."""
+        broken = nonfinite_variables(self.model)
+        if broken:
+            raise NonFiniteModelError(self._refusal(progress, broken))
+        self.model.progress = {**self.model.progress, **progress}
         if is_chief():
             save_model_file(self.model, self.path)
-            atomic_write_text(self.path.with_name("history.json"), json.dumps(self.model.progress, indent=1))
+            atomic_write_text(self.path.with_name(HISTORY_FILENAME), json.dumps(self.model.progress, indent=1))
+
+    def _refusal(self, progress: dict, broken: list[str]) -> str:
+        """Where training stopped, what is not finite, and which checkpoint is left to resume from."""
+        where = (f"epoch {progress['epoch'] + 1}, step {progress['step']}" if progress["step"]
+                 else f"the end of epoch {progress['epoch']}")
+        names = ", ".join(broken[:3]) + (f" and {len(broken) - 3} more" if len(broken) > 3 else "")
+        kept = (f"the last good checkpoint {self.path} is kept" if self.path.exists()
+                else f"no checkpoint was written to {self.path.parent}")
+        return f"training stopped at {where}: NaN or Inf in {names}; {kept}"
 
 
-def _finite(logs: dict | None) -> bool:
-    return logs is None or math.isfinite(float(logs.get("loss", 0.0)))
+class NonFiniteModelError(DS2Error):
+    """Training produced NaN or Inf weights; nothing was saved over the last good checkpoint."""
+
+
+def nonfinite_variables(model: DS2Model) -> list[str]:
+    """Paths of the model's weights and optimizer variables that hold NaN or Inf values."""
+    variables = list(model.weights) + (list(model.optimizer.variables) if model.optimizer else [])
+    return [variable.path for variable in variables
+            if variable.dtype.startswith("float") and not bool(keras.ops.all(keras.ops.isfinite(variable)))]

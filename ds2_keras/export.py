@@ -26,16 +26,19 @@ which ignores non-numeric names, never sees half a model.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import click
 
 from .cli_options import model_file_option
 from .errors import DS2Error
+from .fileio import OutputError, make_directory, os_cause, reporting_os_errors, reporting_tensorflow_errors
+from .locks import record_holder, recorded_holder, try_lock
 from .recognizer import generic_rnn_kernels, recognizer
 
 if TYPE_CHECKING:
@@ -44,8 +47,12 @@ if TYPE_CHECKING:
     from .model import DS2Model
 
 
+PARTIAL = ".partial-"  # staging directories are `.<version>.partial-<random>`
+LOCK_SUFFIX = ".lock"
+
+
 class ExportError(DS2Error):
-    """An export could not be written; the message names the directory and the cause."""
+    """An export cannot be written as asked (the version exists); the message names the directory."""
 
 
 def next_version(out_dir: Path) -> int:
@@ -58,11 +65,13 @@ def serving_module(model: DS2Model) -> tf.Module:
     """The recognizer plus `recognize_wav`, the graph behind the `transcribe_wav` signature."""
     import tensorflow as tf
 
+    from .serving_inputs import check_wav_bytes
+
     module = recognizer(model)
     sample_rate = model.ds2_config.sample_rate
 
     def decode(contents: tf.Tensor) -> tf.Tensor:
-        audio, rate = tf.audio.decode_wav(contents)
+        audio, rate = tf.audio.decode_wav(check_wav_bytes(contents))
         check = tf.debugging.assert_equal(
             rate, sample_rate, message=f"WAV audio must be sampled at {sample_rate} Hz (resample before sending)")
         with tf.control_dependencies([check]):
@@ -79,22 +88,21 @@ def serving_module(model: DS2Model) -> tf.Module:
 
 
 def export_saved_model(model: DS2Model, out_dir: str | Path, version: int | None = None) -> Path:
-    """Write OUT_DIR/<version>/ (saved_model.pb, variables/) atomically; return that directory."""
+    """Write OUT_DIR/<version>/ (saved_model.pb, variables/) atomically; return that directory.
+
+    OS failures (permission, full disk, a file in the way) become one OutputError naming the
+    version directory, and the staging directory is removed: nothing half written is left.
+    """
     import tensorflow as tf
 
-    out_dir = Path(out_dir)
+    out_dir = make_directory(out_dir)
+    remove_dead_partials(out_dir)
     version = next_version(out_dir) if version is None else version
     target = out_dir / str(version)
     if target.exists():
         raise ExportError(f"{target}: version {version} already exists; pass another --version")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{version}.partial-"))
-        staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a server running as another user
-    except OSError as error:
-        raise ExportError(f"{out_dir}: cannot write the export ({error.strerror})") from None
-    try:
-        with generic_rnn_kernels(model):  # saving traces the signatures again
+    with partial_directory(out_dir, version) as staging:
+        with reporting_tensorflow_errors(staging, target), generic_rnn_kernels(model):  # saving traces again
             module = serving_module(model)
             signatures = {"serving_default": module.recognize, "transcribe_wav": module.recognize_wav}
             if model.ds2_config.streaming:
@@ -105,25 +113,65 @@ def export_saved_model(model: DS2Model, out_dir: str | Path, version: int | None
         try:
             os.rename(staging, target)
         except OSError as error:  # another export took this version meanwhile
-            raise ExportError(f"{target}: cannot move the export into place ({error.strerror})") from None
+            raise OutputError(target, f"cannot move the export into place ({os_cause(error)})") from None
+    return target
+
+
+@contextlib.contextmanager
+def partial_directory(out_dir: Path, version: int) -> Iterator[Path]:
+    """A hidden staging directory `.N.partial-*` for the block, removed after it.
+
+    Beside it, `.N.partial-*.lock` stays locked by this process while the export runs: an export
+    killed on the way leaves a directory whose lock anyone can take, which is how
+    remove_dead_partials tells it from a live one.
+    """
+    with reporting_os_errors(out_dir, name_path=True):
+        descriptor, lock_name = tempfile.mkstemp(dir=out_dir, prefix=f".{version}{PARTIAL}", suffix=LOCK_SUFFIX)
+        os.close(descriptor)
+    lock_path = Path(lock_name)
+    lock = try_lock(lock_path, wait=True)  # our own name: at most a clean-up peeks at it, briefly
+    staging = lock_path.with_suffix("")
+    try:
+        record_holder(lock)
+        with reporting_os_errors(staging):
+            staging.mkdir()
+            staging.chmod(0o755)  # whatever the umask: a server may run as another user
+        yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+        lock_path.unlink(missing_ok=True)
+        lock.close()
+
+
+def remove_dead_partials(out_dir: Path) -> None:
+    """Remove the staging directories of exports that died (their lock is free); live ones stay."""
+    for lock_path in out_dir.glob(f".*{PARTIAL}*{LOCK_SUFFIX}"):
+        try:
+            lock = try_lock(lock_path, create=False)
+        except OutputError:  # another user's export: not ours to judge
+            continue
+        if lock is None:  # a live export holds it, or it finished meanwhile
+            continue
+        with lock:
+            if recorded_holder(lock):  # empty: an export that is just starting, not yet locked
+                shutil.rmtree(lock_path.with_suffix(""), ignore_errors=True)
+                lock_path.unlink(missing_ok=True)
+                print(f"removed {lock_path.with_suffix('')}, left by an export that did not finish")
 
 
 @click.command("export")
 @model_file_option()
-@click.argument("out_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--version", "version", type=click.IntRange(min=1), default=None,
               help="Version directory to write (default: one more than the largest existing).")
 def export_command(model_file: Path, out_dir: Path, version: int | None) -> None:
     """Export a model to OUT_DIR/<version>/ as a TF Serving SavedModel (waveforms or WAV in, text out)."""
-    from .checkpoints import ModelFileError, load_model_file
+    from .checkpoints import load_model_file
 
     try:
         model = load_model_file(model_file, compile=False)
         target = export_saved_model(model, out_dir, version)
-    except (ModelFileError, ExportError) as error:
+    except DS2Error as error:
         raise click.ClickException(str(error)) from None
     streaming = ", stream_start, stream_step" if model.ds2_config.streaming else ""
     click.echo(f"exported {model_file} to {target} (signatures serving_default, transcribe_wav{streaming})")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -45,25 +46,25 @@ def os_error_path(error: OSError, default: str | Path) -> str | Path:
 
 
 @contextlib.contextmanager
-def reporting_os_errors(path: str | Path) -> Iterator[None]:
-    """Turn an OSError raised in the block into an OutputError naming the path at fault."""
+def reporting_os_errors(path: str | Path, name_path: bool = False) -> Iterator[None]:
+    """Turn an OSError raised in the block into an OutputError naming the path at fault, or
+    `path` whatever the OS names with `name_path` (a temporary's name means nothing to the user)."""
     try:
         yield
     except OutputError:
         raise
     except OSError as error:
-        raise OutputError(os_error_path(error, path), f"cannot write ({os_cause(error)})") from None
+        raise OutputError(path if name_path else os_error_path(error, path), f"cannot write ({os_cause(error)})") from None
 
 
 def make_directory(path: str | Path) -> Path:
     """mkdir -p, with an OutputError (not a traceback) when the OS refuses."""
     path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:  # mkdir -p met a file where a directory is needed
-        raise OutputError(path, f"cannot write ({_CAUSES[errno.ENOTDIR]})") from None
-    except OSError as error:
-        raise OutputError(os_error_path(error, path), f"cannot write ({os_cause(error)})") from None
+    with reporting_os_errors(path):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # mkdir -p met a file where a directory is needed
+            raise OutputError(path, f"cannot write ({_CAUSES[errno.ENOTDIR]})") from None
     return path
 
 
@@ -76,11 +77,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     temporary = _temporary_beside(path)
     try:
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
-        yield Path(temporary)
-        os.replace(temporary, path)
-    except OSError as error:  # the temporary's name would mean nothing to the user: name the target
-        raise OutputError(path, f"cannot write ({os_cause(error)})") from None
+        with reporting_os_errors(path, name_path=True):
+            os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
+            yield Path(temporary)
+            os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
@@ -102,12 +102,47 @@ def _temporary_beside(path: Path) -> str:
     if path.is_dir():
         raise OutputError(path, f"cannot write ({_CAUSES[errno.EISDIR]})")
     make_directory(path.parent)
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    except OSError as error:
-        raise OutputError(path, f"cannot write ({os_cause(error)})") from None
+    prefix, suffix = _temporary_affixes(path)
+    with reporting_os_errors(path, name_path=True):
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     os.close(handle)
     return temporary
+
+
+def _temporary_affixes(path: Path) -> tuple[str, str]:
+    """How atomic_path names the temporaries beside `path`: hidden, with the same extension."""
+    return f".{path.name}.", path.suffix
+
+
+def remove_stale_temporaries(path: str | Path) -> None:
+    """Delete the temporaries a killed process left beside `path` (kill -9 skips atomic_path's
+    clean-up). Only for a caller that alone writes `path`, as the holder of a directory lock."""
+    path = Path(path)
+    prefix, suffix = _temporary_affixes(path)
+    for stale in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        with reporting_os_errors(stale):
+            stale.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def reporting_tensorflow_errors(where: str | Path, name: str | Path | None = None) -> Iterator[None]:
+    """Turn a TensorFlow OpError about a file under `where` that gives an OS cause into an
+    OutputError naming `name` (default `where`); any other OpError is a bug and stays as it is.
+
+    TensorFlow's own file writes (SavedModel, TensorBoard logs) report an OS failure as an
+    OpError whose message holds the path and the OS's strerror ("...; File too large"), not as
+    an OSError.
+    """
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.OpError as error:
+        lowered = error.message.lower()
+        causes = [cause for number, cause in _CAUSES.items() if os.strerror(number).lower() in lowered]
+        if str(where) not in error.message or not causes:
+            raise
+        raise OutputError(name or where, f"cannot write ({causes[0]})") from None
 
 
 def _umask() -> int:

@@ -171,6 +171,7 @@ class DS2Model(keras.Model):
         self.ds2_config = config
         self.progress = progress or {"epoch": 0, "step": 0, "history": {}}
         self.nonfinite_losses = keras.metrics.Sum(name="nonfinite_losses")
+        self.nonfinite_steps = keras.metrics.Sum(name="nonfinite_steps")  # skipped, see train_step
 
     def get_config(self):
         return {"ds2_config": self.ds2_config.to_dict(), "progress": self.progress, "name": self.name}
@@ -191,22 +192,87 @@ class DS2Model(keras.Model):
             self._symbolic_build()
 
     def train_step(self, data):
-        logs = super().train_step(data)
+        """Keras' training step, except that a step that cannot be trusted changes nothing.
+
+        Non-finite gradients (NaN or Inf audio, an overflow) would poison the weights, Adam's
+        moments and the BatchNorm statistics, and a batch without a single finite loss has nothing
+        to learn from (momentum alone would still move the weights). Such a step is skipped on
+        every replica: no weight, optimizer slot or iteration count changes, the model's
+        non-trainable state (moving statistics, seeds) is put back, and `nonfinite_steps` counts it.
+        """
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        state = self.non_trainable_variables
+        before = [tf.identity(variable) for variable in state]  # read before the forward pass updates them
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss, finite_losses = self._ctc_loss(y, y_pred)
+            scaled = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, self.trainable_weights)
+        finite_gradients, learnable = _agreed_across_replicas(gradients, finite_losses)
+        # A loss-scaling optimizer (mixed precision) skips overflowing steps itself and lowers its scale.
+        scaling = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+        _apply_if(learnable if scaling else learnable & finite_gradients, self.optimizer, gradients,
+                  self.trainable_weights)
+        applied = learnable & finite_gradients
+        for variable, value in zip(state, before):
+            variable.assign(tf.where(applied, variable, value))
+        # `loss` is the mean over the utterances whose loss is finite, whether or not the step applied.
+        self._loss_tracker.update_state(loss * tf.distribute.get_strategy().num_replicas_in_sync,
+                                        sample_weight=finite_losses)
+        first_replica = tf.distribute.get_replica_context().replica_id_in_sync_group == 0
+        self.nonfinite_steps.update_state(tf.cast(~applied & first_replica, tf.float32))  # counted once
+        logs = self.compute_metrics(x, y, y_pred)
         if cluster_workers() > 1:
             # Across workers Keras reduces each log along axis 0 (tensorflow/tensorflow#72388).
             logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Mean CTC loss over the batch; non-finite per-utterance losses are dropped and counted."""
+        """Mean CTC loss over the batch's finite per-utterance losses (Keras' evaluate calls this)."""
+        return self._ctc_loss(y, y_pred)[0]
+
+    def _ctc_loss(self, y, y_pred) -> tuple[tf.Tensor, tf.Tensor]:
+        """This replica's share of the mean CTC loss over the finite per-utterance losses, and how
+        many those are; the non-finite ones are dropped and counted in `nonfinite_losses`."""
         logits, logit_lengths = y_pred
         per_utterance = ctc_loss(y["labels"], y["label_lengths"], logits, logit_lengths)
         finite = tf.math.is_finite(per_utterance)
         self.nonfinite_losses.update_state(tf.reduce_sum(tf.cast(~finite, tf.float32)))
-        total = tf.reduce_sum(tf.where(finite, per_utterance, 0.0))
-        loss = total / tf.maximum(tf.reduce_sum(tf.cast(finite, tf.float32)), 1.0)
+        count = tf.reduce_sum(tf.cast(finite, tf.float32))
+        loss = tf.reduce_sum(tf.where(finite, per_utterance, 0.0)) / tf.maximum(count, 1.0)
         # Replica gradients are summed, so each replica contributes its share of the mean.
-        return loss / tf.distribute.get_strategy().num_replicas_in_sync
+        return loss / tf.distribute.get_strategy().num_replicas_in_sync, count
+
+
+def _agreed_across_replicas(gradients: list[tf.Tensor], finite_losses: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(every replica's gradients are finite, some replica has a finite loss): the same answer on
+    every replica, so that all of them take or skip the step together."""
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients if g is not None])
+    nonfinite_replicas, finite_losses = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, [tf.cast(~finite, tf.float32), finite_losses])
+    return nonfinite_replicas == 0, finite_losses > 0
+
+
+def _apply_if(condition: tf.Tensor, optimizer: keras.optimizers.Optimizer, gradients: list[tf.Tensor],
+              weights: list) -> None:
+    """optimizer.apply_gradients only where `condition` (equal on every replica) holds.
+
+    The optimizer synchronizes replicas with merge_call, which tf.distribute does not allow inside
+    a tf.cond taken in replica context: the condition is then taken in cross-replica context, as
+    Keras' LossScaleOptimizer does.
+    """
+    def apply(gradients):
+        optimizer.apply_gradients(zip(gradients, weights))
+
+    if tf.__internal__.distribute.strategy_supports_no_merge_call():
+        tf.cond(condition, lambda: apply(gradients), lambda: None)
+        return
+
+    def cross_replica(strategy, condition, gradients):
+        taken = strategy.experimental_local_results(condition)[0]
+        tf.cond(taken, lambda: strategy.extended.call_for_each_replica(apply, args=(gradients,)), lambda: None)
+
+    tf.distribute.get_replica_context().merge_call(cross_replica, args=(condition, gradients))
 
 
 def ctc_loss(labels, label_lengths, logits, logit_lengths):

@@ -33,18 +33,12 @@ def recognizer(model: DS2Model) -> tf.Module:
 
     from .decoding import greedy_outputs_tf
     from .frames import output_frame_seconds
+    from .serving_inputs import check_serving_inputs
 
     frame_seconds = output_frame_seconds(model.ds2_config)
 
     def recognize(waveforms: tf.Tensor, lengths: tf.Tensor) -> dict[str, tf.Tensor]:
-        # A length past the padded batch would make frames the waveform does not hold.
-        checks = [
-            tf.debugging.assert_non_negative(lengths, message="lengths must be >= 0"),
-            tf.debugging.assert_less_equal(lengths, tf.shape(waveforms)[1],
-                                           message="lengths must not exceed the waveforms' padded width"),
-        ]
-        with tf.control_dependencies(checks):
-            waveforms = tf.identity(waveforms)
+        waveforms, lengths = check_serving_inputs(waveforms, lengths)
         logits, logit_lengths = model.logits(waveforms, lengths)
         return {**greedy_outputs_tf(logits, logit_lengths, frame_seconds), "logits": logits,
                 "logit_lengths": logit_lengths}

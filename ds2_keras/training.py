@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
+import numpy as np
+import tensorflow as tf
 
-from .checkpoints import MODEL_FILENAME, Checkpointer, load_model_file
+from .checkpoints import BEST_FILENAME, HISTORY_FILENAME, MODEL_FILENAME, Checkpointer, load_model_file
 from .config import DS2Config
 from .data import (
     Shard, Utterances, batches_per_epoch, check_cache_fits, evaluation_dataset, evaluation_utterances, select_utterances,
@@ -20,10 +22,15 @@ from .data import (
 )
 from .distribute import choose_strategy, is_chief
 from .errors import DS2Error
+from .fileio import make_directory, remove_stale_temporaries, reporting_tensorflow_errors
+from .locks import exclusive_use
 from .manifest import read_manifests
 from .model import DS2Model
 from .optim import make_optimizer
 from .validation import ValidationCallback
+
+CONFIG_FILENAME = "config.json"
+FIT_LOCK = ".fit.lock"  # held by the running fit (see locks.py); records its pid and host
 
 
 class WallClockBudget(keras.callbacks.Callback):
@@ -101,9 +108,6 @@ def adapt_normalization(model: DS2Model, utterances: Utterances, batch_size: int
     Streaming cannot normalize by an utterance's own statistics (they need its end), so the
     mean and variance per bin are measured once here and saved with the weights.
     """
-    import numpy as np
-    import tensorflow as tf
-
     rng = np.random.default_rng(model.ds2_config.seed)
     chosen = np.sort(rng.permutation(len(utterances))[:NORMALIZATION_UTTERANCES])
     sample = Utterances(rows=utterances.rows.iloc[chosen].reset_index(drop=True),
@@ -128,11 +132,22 @@ def load_split(manifests: list[Path], config: DS2Config, name: str) -> Utterance
 
 
 def fit(request: FitRequest) -> DS2Model:
+    """Train as requested; the chief holds the output directory's lock throughout, so a second
+    fit on the same directory is refused instead of overwriting the first one's checkpoints."""
+    make_directory(request.output_dir)
+    if not is_chief():  # other workers write nothing there
+        return _fit(request)
+    with exclusive_use(request.output_dir, FIT_LOCK, "ds2 fit"):
+        for name in (MODEL_FILENAME, BEST_FILENAME, HISTORY_FILENAME, CONFIG_FILENAME):
+            remove_stale_temporaries(request.output_dir / name)  # left by a fit killed mid-write
+        return _fit(request)
+
+
+def _fit(request: FitRequest) -> DS2Model:
     strategy = choose_strategy()
     replicas = strategy.num_replicas_in_sync
     if request.batch_size % replicas:
         raise DS2Error(f"batch size {request.batch_size} must be a multiple of the {replicas} replicas")
-    request.output_dir.mkdir(parents=True, exist_ok=True)
     with strategy.scope():
         model = _restore(request)
         # A resumed model brings its own config; it decides which utterances can train.
@@ -148,48 +163,56 @@ def fit(request: FitRequest) -> DS2Model:
         _check_resumable(model, request.batch_size, steps)
         model.progress = {**model.progress, "batch_size": request.batch_size, "steps_per_epoch": steps}
     if is_chief():
-        config.save(request.output_dir / "config.json")
+        config.save(request.output_dir / CONFIG_FILENAME)
     # Validation scores every row, as `ds2 evaluate` does, so the two figures agree.
     val = evaluation_utterances(read_manifests(request.val_manifests)) if request.val_manifests else None
     if val is not None:
         print(val.report("val"))
-    epoch, step = model.progress["epoch"], model.progress["step"]
+    epoch = model.progress["epoch"]
     if epoch >= request.epochs:
         print(f"model already trained for {epoch} epochs (asked for {request.epochs}); nothing to do")
         return model
-    # A partial epoch first (if resuming mid-epoch), then whole epochs: Keras needs a fixed
-    # steps_per_epoch per fit call.
-    budget = WallClockBudget(request.max_minutes) if request.max_minutes else None
-    segments = [(epoch, epoch + 1, step), (epoch + 1, request.epochs, 0)] if step else [(epoch, request.epochs, 0)]
-    for first, last, skip in segments:
-        if first >= last:
-            continue
-        # Each input pipeline (one per worker) decodes only its slice of every planned batch.
-        dataset = strategy.distribute_datasets_from_function(
-            lambda context, first=first, last=last, skip=skip: training_dataset(
-                train, config, request.batch_size, range(first, last), skip_batches=skip, cache=request.cache,
-                shard=Shard.of(context, request.batch_size)))
-        callbacks = [
-            ValidationCallback(val, request.batch_size) if val is not None else None,
-            Checkpointer(request.output_dir, request.save_every_steps, step_offset=skip),
-            keras.callbacks.TensorBoard(log_dir=str(request.output_dir / "logs")) if is_chief() else None,
-            budget,
-        ]
-        model.fit(
-            dataset,
-            epochs=last,
-            initial_epoch=first,
-            steps_per_epoch=steps - skip,
-            callbacks=[c for c in callbacks if c is not None] + request.callbacks,
-            verbose=request.verbose,
-            shuffle=False,  # batches are planned (SortaGrad, buckets) in data.plan_epoch
-        )
-        if model.stop_training:
-            progress = model.progress
-            if budget is not None and budget.ran_out and is_chief():
-                print(f"--max-minutes {request.max_minutes:g} reached at epoch {progress['epoch'] + 1}, step "
-                      f"{progress['step']}: saved; the same command continues from there")
-            break
+    _train(model, request, train, val, steps, strategy)
     if is_chief():
         print(f"model saved to {request.output_dir / MODEL_FILENAME}")
     return model
+
+
+def _train(model: DS2Model, request: FitRequest, train: Utterances, val: Utterances | None, steps: int,
+           strategy: tf.distribute.Strategy) -> None:
+    """Fit from the model's progress to request.epochs: a partial epoch first (if resuming
+    mid-epoch), then whole epochs, since Keras needs a fixed steps_per_epoch per fit call."""
+    epoch, step = model.progress["epoch"], model.progress["step"]
+    segments = [(epoch, epoch + 1, step), (epoch + 1, request.epochs, 0)] if step else [(epoch, request.epochs, 0)]
+    logs = request.output_dir / "logs"
+    budget = WallClockBudget(request.max_minutes) if request.max_minutes else None
+    with reporting_tensorflow_errors(logs):  # TensorBoard writes there with TensorFlow's file system
+        for first, last, skip in segments:
+            if first >= last:
+                continue
+            # Each input pipeline (one per worker) decodes only its slice of every planned batch.
+            dataset = strategy.distribute_datasets_from_function(
+                lambda context, first=first, last=last, skip=skip: training_dataset(
+                    train, model.ds2_config, request.batch_size, range(first, last), skip_batches=skip,
+                    cache=request.cache, shard=Shard.of(context, request.batch_size)))
+            callbacks = [
+                ValidationCallback(val, request.batch_size) if val is not None else None,
+                Checkpointer(request.output_dir, request.save_every_steps, step_offset=skip),
+                keras.callbacks.TensorBoard(log_dir=str(logs)) if is_chief() else None,
+                budget,
+            ]
+            model.fit(
+                dataset,
+                epochs=last,
+                initial_epoch=first,
+                steps_per_epoch=steps - skip,
+                callbacks=[c for c in callbacks if c is not None] + request.callbacks,
+                verbose=request.verbose,
+                shuffle=False,  # batches are planned (SortaGrad, buckets) in data.plan_epoch
+            )
+            if model.stop_training:
+                if budget is not None and budget.ran_out and is_chief():
+                    progress = model.progress
+                    print(f"--max-minutes {request.max_minutes:g} reached at epoch {progress['epoch'] + 1}, step "
+                          f"{progress['step']}: saved; the same command continues from there")
+                break

@@ -157,7 +157,8 @@ def test_two_workers_train_in_step_and_only_the_chief_writes(multi_worker):
     assert loss_falls(chief) and chief["loss"] == other["loss"]
     assert chief["trainable_digest"] == other["trainable_digest"]
     assert (multi_worker[0]["output_dir"] / "model.keras").is_file()
-    assert not (multi_worker[1]["output_dir"] / "model.keras").exists()
+    assert (multi_worker[0]["output_dir"] / ".fit.lock").is_file()  # one fit per directory: the chief's
+    assert list(multi_worker[1]["output_dir"].iterdir()) == []  # nothing, not even a lock
 
 
 def test_each_worker_decodes_only_its_half_of_every_batch(multi_worker, corpus):

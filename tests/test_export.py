@@ -7,10 +7,15 @@ transcribe`'s.
 """
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
 import json
+import signal
+import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +27,7 @@ from ds2_keras.checkpoints import load_model_file
 from ds2_keras.export import export_command, export_saved_model
 from ds2_keras.recognizer import recognizer
 from ds2_keras.transcribe import transcribe_command, transcribe_files
+from faults import DS2, as_unprivileged, file_size_limit, one_line_error, run_ds2, shared_dir  # noqa: F401 - a fixture
 from test_transcribe import RATE, speechlike, write_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +70,39 @@ json.dump({"replies": replies, "ds2_imported": "ds2_keras" in sys.modules}, open
 '''
 
 
+def bad_requests(wav: bytes) -> dict[str, tuple[dict, str]]:
+    """Requests that break the serving contract, by name: (REST body, the cause the error must name).
+
+    `wav` is a good WAV file; its broken variants are what a client sends by mistake.
+    """
+    def columns(waveforms: list[list[float]], lengths: list[int]) -> dict:
+        return {"inputs": {"waveforms": waveforms, "lengths": lengths}}
+
+    def wav_request(contents: bytes) -> dict:
+        return {"signature_name": "transcribe_wav",
+                "instances": [{"wav_bytes": {"b64": base64.b64encode(contents).decode("ascii")}}]}
+
+    flac = io.BytesIO()
+    soundfile.write(flac, speechlike(0.5, 11), RATE, format="FLAC")
+    # An unknown chunk after the format chunk whose id is not text and whose size is past 2**31.
+    huge_chunk = wav[:36] + b"\xff\xfe\xfd\xfc" + struct.pack("<I", 0xFFFFFFF0) + wav[36:]
+    header_not_found = "wav_bytes must hold whole WAV files (RIFF/WAVE header not found)"
+    return {
+        "fewer lengths than rows": (columns([[0.0] * 400] * 2, [400]), "waveforms and lengths must have the same batch size"),
+        "more lengths than rows": (columns([[0.0] * 400], [400, 400]), "waveforms and lengths must have the same batch size"),
+        "negative length": (columns([[0.0] * 400], [-1]), "lengths must be >= 0"),
+        "length past the width": (columns([[0.0] * 400], [401]), "lengths must not exceed the padded width of the waveforms"),
+        "NaN sample": (columns([[0.0] * 399 + [float("nan")]], [400]), "waveforms must hold finite samples"),
+        "infinite sample": (columns([[float("inf")] + [0.0] * 399], [400]), "waveforms must hold finite samples"),
+        "text instead of a WAV": (wav_request(b"NOT A WAV FILE, just some text" * 4), header_not_found),
+        "binary garbage": (wav_request(bytes(range(256)) * 4), header_not_found),
+        "FLAC instead of a WAV": (wav_request(flac.getvalue()), header_not_found),
+        "empty bytes": (wav_request(b""), header_not_found),
+        "chunk size past 2**31": (wav_request(huge_chunk), "wav_bytes must hold whole WAV files (a chunk size is out of range)"),
+        "truncated WAV": (wav_request(wav[:30]), "Data too short"),
+    }
+
+
 def load_client():
     spec = importlib.util.spec_from_file_location("serving_client", ROOT / "examples" / "serving_client.py")
     client = importlib.util.module_from_spec(spec)
@@ -88,9 +127,10 @@ def served(tmp_path_factory):
     soundfile.write(wrong_rate, speechlike(1.0, 10, 22050), 22050, subtype="PCM_16")
     wavs = [*mono, stereo]
     client = load_client()
+    bad = bad_requests(mono[0].read_bytes())
     requests = [client.build_request(wavs, "rows"), client.build_request(wavs, "columns"),
                 client.build_request(wavs, "wav"), client.build_request([wrong_rate], "wav"),
-                {"inputs": {"waveforms": [[0.0] * 400], "lengths": [401]}}]
+                *(request for request, _ in bad.values())]
     (directory / "requests.json").write_text(json.dumps(requests))
     subprocess.run([sys.executable, "-c", SERVER, str(directory / "ds2" / "1"), str(directory / "requests.json"),
                     str(directory / "replies.json")], check=True, cwd=directory, capture_output=True)
@@ -98,11 +138,13 @@ def served(tmp_path_factory):
     result = CliRunner().invoke(transcribe_command, ["--model-file", str(model_file), "--format", "json",
                                                      "--output-dir", str(directory / "json"), *map(str, wavs)])
     assert result.exit_code == 0, result.output
+    served = json.loads((directory / "replies.json").read_text())
     return {
         "model_file": model_file, "root": directory / "ds2", "client": client, "wavs": wavs,
         "local": [hypothesis.text for _, hypothesis in transcribe_files(module, wavs)],
         "json": [json.loads((directory / "json" / f"{wav.stem}.json").read_text()) for wav in wavs],
-        **json.loads((directory / "replies.json").read_text()),
+        "refused": {name: (reply, cause) for (name, (_, cause)), reply in zip(bad.items(), served["replies"][4:])},
+        **served,
     }
 
 
@@ -152,8 +194,15 @@ def test_wav_signature_refuses_other_sample_rates(served):
     assert "16000 Hz" in served["replies"][3]["error"]
 
 
-def test_lengths_past_the_padded_width_are_refused(served):
-    assert "lengths must not exceed" in served["replies"][4]["error"]
+@pytest.mark.parametrize("name", list(bad_requests(b"")))
+def test_a_request_breaking_the_contract_is_refused_in_words(served, name):
+    """Each error reaches the client as readable text naming the cause, never echoing the request."""
+    reply, cause = served["refused"][name]
+    error = reply.get("error", "")
+    assert cause in error, reply
+    assert all(character.isprintable() or character in "\n\t" for character in error), error
+    for echo in ("NOT A WAV", "fLaC", "\ufffd"):
+        assert echo not in error
 
 
 def test_saved_model_cli_shows_both_signatures(served):
@@ -208,3 +257,70 @@ def test_missing_model_file_is_one_line(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Error: {tmp_path / 'none.keras'}: model file not found"
     assert not (tmp_path / "out").exists()
+
+
+def test_export_onto_a_file_or_under_one_is_one_line(served, tmp_path):
+    (tmp_path / "file").write_text("kept")
+    for out_dir in (tmp_path / "file", tmp_path / "file" / "serving"):
+        result = CliRunner().invoke(export_command, ["--model-file", str(served["model_file"]), str(out_dir)])
+        assert result.exit_code == 1
+        assert result.stderr.strip() == f"Error: {out_dir}: cannot write (not a directory)"
+    assert (tmp_path / "file").read_text() == "kept"
+
+
+def test_export_into_a_directory_it_may_not_write_is_one_line(served, shared_dir):
+    user = as_unprivileged(shared_dir)
+    model_file, out_dir = shared_dir / "model.keras", shared_dir / "serving"
+    model_file.write_bytes(served["model_file"].read_bytes())
+    out_dir.mkdir(mode=0o755)
+    if not user:
+        out_dir.chmod(0o555)
+    result = run_ds2(["export", "--model-file", str(model_file), str(out_dir)], **user)
+    assert one_line_error(result) == f"Error: {out_dir}: cannot write (permission denied)"
+    assert list(out_dir.iterdir()) == []
+
+
+def test_export_onto_a_full_disk_leaves_nothing_behind(served, tmp_path):
+    """TensorFlow reports the full disk as a 50-line OpError; the user sees its cause in one line."""
+    out_dir = tmp_path / "serving"
+    result = run_ds2(["export", "--model-file", str(served["model_file"]), str(out_dir)],
+                     preexec_fn=file_size_limit(64 * 1024))
+    assert one_line_error(result) == f"Error: {out_dir / '1'}: cannot write (file too large: the file size limit was reached)"
+    assert list(out_dir.iterdir()) == []
+
+
+# Holds a staging directory the way a running export does, until killed.
+LIVE_EXPORT = r'''
+import sys, time
+from pathlib import Path
+from ds2_keras.export import partial_directory
+
+with partial_directory(Path(sys.argv[1]), 7) as staging:
+    print(staging, flush=True)
+    time.sleep(600)
+'''
+
+
+def test_export_removes_what_killed_exports_left_and_spares_live_ones(served, tmp_path):
+    out_dir = tmp_path / "serving"
+    killed = subprocess.Popen([str(DS2), "export", "--model-file", str(served["model_file"]), str(out_dir)])
+    deadline = time.monotonic() + 120
+    while not list(out_dir.glob(".1.partial-*")) and time.monotonic() < deadline and killed.poll() is None:
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    dead = sorted(out_dir.glob(".1.partial-*"))
+    assert [path.name.endswith(".lock") for path in dead] == [False, True], dead  # the staging directory, its lock
+    live = subprocess.Popen([sys.executable, "-c", LIVE_EXPORT, str(out_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        live_staging = Path(live.stdout.readline().strip())
+        result = CliRunner().invoke(export_command, ["--model-file", str(served["model_file"]), str(out_dir)])
+        assert result.exit_code == 0, result.output
+        assert f"removed {dead[0]}, left by an export that did not finish" in result.output
+        assert not any(path.exists() for path in dead)
+        assert live_staging.is_dir() and Path(f"{live_staging}.lock").is_file()
+    finally:
+        live.kill()
+        live.wait()
+    export_saved_model(load_model_file(served["model_file"], compile=False), out_dir)
+    assert sorted(path.name for path in out_dir.iterdir()) == ["1", "2"]

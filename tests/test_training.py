@@ -9,21 +9,27 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile
+import tensorflow as tf
 from click.testing import CliRunner
 
 from conftest import TRAINED_BATCH_SIZE
 from corpus_fixtures import write_garbage
+from faults import DS2, as_unprivileged, file_size_limit, one_line_error, run_ds2, shared_dir  # noqa: F401 - a fixture
 from ds2_keras.alphabet import encode
+from ds2_keras.audio import load_audio
 from ds2_keras.benchmark import bench_command
 from ds2_keras.checkpoints import BEST_FILENAME, MODEL_FILENAME, load_model_file, save_model_file
 from ds2_keras.cli import main
@@ -36,10 +42,9 @@ from ds2_keras.manifest import read_manifest, write_manifest
 from ds2_keras.metrics import cer
 from ds2_keras.model import DS2Model
 from ds2_keras.optim import make_optimizer
-from ds2_keras.training import FitRequest, fit
+from ds2_keras.training import FIT_LOCK, FitRequest, fit
 
 TINY = preset("tiny")
-DS2 = Path(sys.executable).with_name("ds2")
 
 
 def test_tiny_model_overfits_a_handful_of_utterances(corpus, tmp_path):
@@ -115,11 +120,16 @@ def test_killed_fit_resumes_from_its_last_checkpoint_when_rerun(corpus, tmp_path
     assert json.loads((output_dir / "history.json").read_text()) == final.progress
 
 
-def fit_one_batch(rows: pd.DataFrame) -> tuple[dict, DS2Model]:
-    """One training step on a batch of these rows, bypassing select_utterances (which drops bad rows)."""
+def compiled_tiny_model() -> DS2Model:
     keras.utils.set_random_seed(0)
     model = DS2Model(TINY)
     model.compile(optimizer=make_optimizer(TINY, 1))
+    return model
+
+
+def fit_one_batch(rows: pd.DataFrame) -> tuple[dict, DS2Model]:
+    """One training step on a batch of these rows, bypassing select_utterances (which drops bad rows)."""
+    model = compiled_tiny_model()
     utterances = Utterances(rows.reset_index(drop=True), [encode(text) for text in rows["text"]])
     dataset = training_dataset(utterances, TINY, len(rows), range(1))
     return model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False).history, model
@@ -205,3 +215,259 @@ def test_max_minutes_stops_validates_saves_mid_epoch_and_the_same_command_finish
     assert len(finished.progress["history"]["loss"]) == 2
     assert int(finished.optimizer.iterations.numpy()) == 2 * batches_per_epoch(
         select_utterances(read_manifest(corpus["train"]), TINY), 4)
+
+
+def feature_batch(seed: int, poison: float | None = None) -> tf.data.Dataset:
+    """One batch of two random waveforms (120 and 90 frames) with labels; `poison` replaces a sample of the second."""
+    waveforms = 0.1 * np.random.default_rng(seed).normal(size=(2, 19360)).astype(np.float32)
+    if poison is not None:
+        waveforms[1, 1000] = poison
+    inputs = {"waveforms": waveforms, "lengths": np.array([19360, 14560], np.int32),
+              "augment_seed": np.zeros(2, np.int64)}
+    targets = {"labels": np.array([[1, 2, 3], [4, 5, 0]], np.int32), "label_lengths": np.array([3, 2], np.int32)}
+    return tf.data.Dataset.from_tensors((inputs, targets))
+
+
+def model_state(model: DS2Model) -> list[np.ndarray]:
+    """Every weight (BatchNorm statistics too) and every optimizer variable (Adam's slots, iterations)."""
+    return [np.array(variable.numpy()) for variable in [*model.weights, *model.optimizer.variables]]
+
+
+@pytest.mark.parametrize("poison", [np.nan, np.inf], ids=["nan", "inf"])
+def test_a_step_with_nonfinite_gradients_changes_no_weight_slot_or_iteration(poison):
+    model = compiled_tiny_model()
+    model.fit(feature_batch(0), verbose=0, shuffle=False)  # a normal step first, so that Adam's slots are not zero
+    before = model_state(model)
+    history = model.fit(feature_batch(1, poison), verbose=0, shuffle=False).history
+    assert history["nonfinite_steps"] == [1.0] and history["nonfinite_losses"] == [2.0]
+    for old, new in zip(before, model_state(model), strict=True):
+        np.testing.assert_array_equal(new, old)
+    # What the guard undid: that step's forward pass alone puts NaN into the BatchNorm statistics...
+    inputs, _ = next(iter(feature_batch(1, poison)))
+    model(inputs, training=True)
+    assert not all(np.isfinite(weight.numpy()).all() for weight in model.non_trainable_weights)
+    # ...and a finite step does move every weight.
+    model = compiled_tiny_model()
+    model.fit(feature_batch(0), verbose=0, shuffle=False)
+    before = model_state(model)
+    assert model.fit(feature_batch(2), verbose=0, shuffle=False).history["nonfinite_steps"] == [0.0]
+    assert all(not np.array_equal(old, new) for old, new in zip(before, model_state(model)))
+
+
+def write_nan_copy(audio_path: str, path: Path) -> str:
+    """The utterance's audio as a float WAV with one NaN sample in the middle."""
+    samples = load_audio(audio_path)
+    samples[len(samples) // 2] = np.nan
+    soundfile.write(path, samples, TINY.sample_rate, subtype="FLOAT")
+    return str(path)
+
+
+def test_nan_audio_rows_leave_the_model_as_if_they_were_not_there(corpus, tmp_path):
+    """Batch size 1, shortest first: each NaN row (a copy of a clean one) is its own step, mid-epoch, so
+    the steps after it show that it changed no weight, moment, BatchNorm statistic or step count."""
+    rows = read_manifest(corpus["train"]).nsmallest(4, "duration").reset_index(drop=True)
+    poisoned = rows.iloc[[1, 2]].copy()
+    poisoned["audio_path"] = [write_nan_copy(path, tmp_path / f"nan{i}.wav") for i, path in enumerate(poisoned["audio_path"])]
+    manifests = {"clean": write_manifest(rows, tmp_path / "clean.csv"),
+                 "poisoned": write_manifest(pd.concat([rows, poisoned], ignore_index=True), tmp_path / "poisoned.csv")}
+    histories = {name: fit(FitRequest([manifest], [], epochs=1, batch_size=1, output_dir=tmp_path / name, config=TINY,
+                                      save_every_steps=0, verbose=0)).progress["history"]
+                 for name, manifest in manifests.items()}
+    assert histories["poisoned"]["nonfinite_steps"] == [2.0] and histories["clean"]["nonfinite_steps"] == [0.0]
+    assert histories["poisoned"]["loss"] == pytest.approx(histories["clean"]["loss"], rel=1e-5)
+    clean, poisoned = (load_model_file(tmp_path / name) for name in manifests)
+    assert int(poisoned.optimizer.iterations.numpy()) == int(clean.optimizer.iterations.numpy()) == len(rows)
+    for expected, actual in zip(model_state(clean), model_state(poisoned), strict=True):
+        assert np.isfinite(actual).all()
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("save_every", [1, 0], ids=["step-save", "epoch-end"])
+def test_nonfinite_weights_never_overwrite_the_last_good_checkpoint(trained_model, corpus, tmp_path, save_every):
+    output = tmp_path / "run"
+    output.mkdir()
+    for name in (MODEL_FILENAME, BEST_FILENAME):
+        shutil.copy(trained_model, output / name)
+    good = {path: path.read_bytes() for path in output.iterdir()}
+    broken = load_model_file(trained_model)
+    kernel = broken.get_layer("logits").kernel
+    kernel.assign(np.full(kernel.shape, np.nan, np.float32))  # as if a step had blown up
+    save_model_file(broken, tmp_path / "broken.keras")
+    result = CliRunner().invoke(main, [
+        "fit", "--manifest", f"train:{corpus['train']}", "--manifest", f"val:{corpus['val']}", "-e", "3",
+        "-z", str(TRAINED_BATCH_SIZE), "-s", str(output), "--model-file", str(tmp_path / "broken.keras"), "--fresh",
+        "--save-every", str(save_every)])
+    assert result.exit_code == 1, result.output
+    where = "epoch 3, step 1" if save_every else "the end of epoch 3"
+    assert result.stderr.strip() == (f"Error: training stopped at {where}: NaN or Inf in logits/kernel; "
+                                     f"the last good checkpoint {output / MODEL_FILENAME} is kept")
+    assert {path: path.read_bytes() for path in output.iterdir() if path.suffix == ".keras"} == good
+    assert not (output / "history.json").exists()
+
+
+def fit_args(corpus: dict[str, Path], output: Path, *extra: str, epochs: int = 1) -> list[str]:
+    return ["fit", "--manifest", f"train:{corpus['train']}", "-e", str(epochs), "-z", "4", "-s", str(output),
+            "--preset", "tiny", *extra]
+
+
+def wait_for(condition, timeout: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_second_fit_on_a_directory_in_use_is_refused_until_the_first_is_killed(corpus, tmp_path):
+    output = tmp_path / "run"
+    args = fit_args(corpus, output, "--save-every", "1")
+    lock = output / FIT_LOCK
+    with open(tmp_path / "first.log", "w") as log:
+        first = subprocess.Popen([str(DS2), *args], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert wait_for(lambda: lock.is_file() and lock.read_text().startswith(f"pid {first.pid} ")), \
+            (tmp_path / "first.log").read_text()[-3000:]
+        second = CliRunner().invoke(main, args)
+    finally:
+        first.kill()  # SIGKILL: nothing of ds2 runs, the kernel drops the lock
+        first.wait()
+    assert second.exit_code == 1
+    assert second.stderr.strip() == (f"Error: {output}: in use by another ds2 fit (pid {first.pid} on host "
+                                     f"{socket.gethostname()}); wait for it to finish or choose another directory")
+    third = CliRunner().invoke(main, args)  # the same command takes the dead run's lock over
+    assert third.exit_code == 0, third.output
+    assert lock.read_text().startswith(f"pid {os.getpid()} ")
+    assert load_model_file(output).progress["epoch"] == 1
+
+
+def test_fit_output_that_is_a_file_or_under_one_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("kept")
+    for output in (tmp_path / "file", tmp_path / "file" / "run"):
+        result = CliRunner().invoke(main, ["fit", "--manifest", "train:unused.csv", "-e", "1", "-s", str(output)])
+        assert result.exit_code == 1
+        assert result.stderr.strip() == f"Error: {output}: cannot write (not a directory)"
+    assert (tmp_path / "file").read_text() == "kept"
+
+
+def test_tensorboard_logs_that_cannot_be_written_are_one_line(corpus, tmp_path):
+    """TensorBoard writes with TensorFlow's file system, which raises OpErrors, not OSErrors."""
+    output = tmp_path / "run"
+    output.mkdir()
+    (output / "logs").write_text("a file where the log directory goes")
+    result = CliRunner().invoke(main, fit_args(corpus, output))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {output / 'logs'}: cannot write (not a directory)"
+
+
+def test_fit_output_nobody_may_create_is_one_line():
+    output = Path("/sys/ds2-test-output")  # sysfs refuses new entries to root too (read-only in containers)
+    result = CliRunner().invoke(main, ["fit", "--manifest", "train:unused.csv", "-e", "1", "-s", str(output)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() in {f"Error: {output}: cannot write ({cause})"
+                                     for cause in ("permission denied", "read-only file system")}
+
+
+def test_fit_into_a_directory_it_may_not_write_is_one_line(shared_dir):
+    user = as_unprivileged(shared_dir)
+    output = shared_dir / "run"
+    output.mkdir(mode=0o755)
+    if not user:
+        output.chmod(0o555)
+    result = run_ds2(["fit", "--manifest", "train:unused.csv", "-e", "1", "-s", str(output)], **user)
+    assert one_line_error(result) == f"Error: {output / FIT_LOCK}: cannot write (permission denied)"
+    assert list(output.iterdir()) == []
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(trained_model, corpus, tmp_path):
+    output = tmp_path / "run"
+    output.mkdir()
+    shutil.copy(trained_model, output / MODEL_FILENAME)
+    good = (output / MODEL_FILENAME).read_bytes()
+    result = run_ds2(["fit", "--manifest", f"train:{corpus['train']}", "-e", "3", "-z", str(TRAINED_BATCH_SIZE),
+                      "-s", str(output), "--save-every", "1"], preexec_fn=file_size_limit(len(good) // 2))
+    assert one_line_error(result) == f"Error: {output / MODEL_FILENAME}: cannot write (file too large: the file size limit was reached)"
+    assert (output / MODEL_FILENAME).read_bytes() == good
+    assert load_model_file(output).progress == load_model_file(trained_model).progress
+    assert sorted(path.name for path in output.iterdir()) == [FIT_LOCK, "config.json", "logs", MODEL_FILENAME]
+
+
+
+Moment = Callable[[], bool]  # true when a running fit is to be killed
+
+
+def after_a_random_delay(rng: np.random.Generator, output: Path, log: Path) -> tuple[str, Moment]:
+    delay, started = rng.uniform(0.5, 8.0), time.monotonic()  # from start-up to the first steps
+    return f"{delay:.1f} s after start", lambda: time.monotonic() - started > delay
+
+
+def during_a_checkpoint_write(rng: np.random.Generator, output: Path, log: Path) -> tuple[str, Moment]:
+    writes = int(rng.integers(2, 4))  # not the first, so that there is a checkpoint to keep
+    stale = set(output.glob(".model.keras.*"))  # a killed write's temporary, removed by the next fit
+    seen: set[Path] = set()
+
+    def writing() -> bool:
+        current = set(output.glob(".model.keras.*")) - stale
+        seen.update(current)
+        return len(seen) >= writes and bool(current)
+    return f"during checkpoint write {writes}", writing
+
+
+def during_validation(rng: np.random.Generator, output: Path, log: Path) -> tuple[str, Moment]:
+    def validating() -> bool:  # the epoch's last batch is shown, its validation result is not yet
+        epoch = log.read_text().rpartition("Epoch ")[2].partition("\n")[2]
+        return re.search(r"(?<!\d)(\d+)/\1(?!\d)", epoch) is not None and "val_loss" not in epoch
+    return "during end-of-epoch validation", validating
+
+
+def between_random_steps(rng: np.random.Generator, output: Path, log: Path) -> tuple[str, Moment]:
+    checkpoints, pause = int(rng.integers(1, 3)), rng.uniform(0.0, 0.5)
+    seen: list[tuple[int, float]] = []  # (step saved in history.json, when it was first seen)
+
+    def later() -> bool:
+        step = json.loads((output / "history.json").read_text())["step"] if (output / "history.json").exists() else -1
+        if not seen or seen[-1][0] != step:
+            seen.append((step, time.monotonic()))
+        return len(seen) > checkpoints and time.monotonic() - seen[checkpoints][1] > pause
+    return f"{pause:.2f} s after {checkpoints} more checkpoints", later
+
+
+def kill_when(command: list[str], log: Path, moment: Moment) -> bool:
+    """Run the fit until `moment` holds, then SIGKILL it; False if it ended first."""
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})  # the log shows progress at once
+    while process.poll() is None:
+        if moment():
+            process.kill()
+            process.wait()
+            return True
+        time.sleep(0.005)
+    return False
+
+
+@pytest.mark.faults
+def test_fit_killed_at_random_moments_ends_exactly_as_an_uninterrupted_run(corpus, tmp_path):
+    def command(output: Path) -> list[str]:
+        return [str(DS2), *fit_args(corpus, output, "--manifest", f"val:{corpus['val']}", "--save-every", "1", epochs=2)]
+
+    baseline, output = tmp_path / "baseline", tmp_path / "killed"
+    uninterrupted = subprocess.run(command(baseline), capture_output=True, text=True, timeout=300)
+    assert uninterrupted.returncode == 0, uninterrupted.stdout[-3000:] + uninterrupted.stderr[-3000:]
+    rng = np.random.default_rng(13)
+    for index, kill in enumerate((after_a_random_delay, during_a_checkpoint_write, during_validation,
+                                  between_random_steps)):
+        log = tmp_path / f"run{index}.log"
+        name, moment = kill(rng, output, log)
+        assert kill_when(command(output), log, moment), f"ended before the kill {name}:\n{log.read_text()[-3000:]}"
+        assert (output / MODEL_FILENAME).exists() or kill is after_a_random_delay
+        progress = load_model_file(output).progress if (output / MODEL_FILENAME).exists() else None  # whole, always
+        print(f"killed {name}; checkpoint: {progress and (progress['epoch'], progress['step'])}")
+    resumed = subprocess.run(command(output), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+
+    expected, actual = load_model_file(baseline), load_model_file(output)
+    assert (actual.progress["epoch"], actual.progress["step"]) == (expected.progress["epoch"], 0) == (2, 0)
+    for want, got in zip(model_state(expected), model_state(actual), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert [path.name for path in output.iterdir() if path.name.startswith(".")] == [FIT_LOCK]  # no temporaries
