@@ -84,15 +84,20 @@ class Checkpointer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         stopped_early = self.step < self.step_offset + self.params["steps"]  # --max-minutes ran out mid-epoch
         self.step_offset = 0
+        earlier = self.model.progress.get("history", {}).get("val_cer", [])
         if stopped_early:  # saved as mid-epoch progress: the same command resumes there
             self._save({"epoch": epoch, "step": self.step})
+            self._keep_if_best((logs or {}).get("val_cer"), earlier)
             return
         history = dict(self.model.progress.get("history", {}))
         for name, value in (logs or {}).items():
             history.setdefault(name, []).append(float(value))
         self._save({"epoch": epoch + 1, "step": 0, "history": history})
-        cer = history.get("val_cer", [])
-        if cer and cer[-1] <= min(cer) and is_chief():
+        self._keep_if_best((logs or {}).get("val_cer"), earlier)
+
+    def _keep_if_best(self, val_cer: float | None, earlier: list[float]) -> None:
+        """best.keras: the lowest validation CER so far (a budget's last, partial epoch counts too)."""
+        if val_cer is not None and all(val_cer <= cer for cer in earlier) and is_chief():
             save_model_file(self.model, self.path.with_name(BEST_FILENAME))
 
     def _save(self, progress: dict) -> None:

@@ -1,25 +1,25 @@
 """Streaming benchmark: compute per chunk and real-time factor on one core, and emission latency.
 
-    .venv/bin/python scripts/bench_streaming.py --model-file runs/live/model.keras --manifest test.csv
+    .venv/bin/python scripts/bench_streaming.py --model-file runs/live/model.keras
 
-Streams each utterance of the manifest through ds2_keras.streaming.Streamer in `--chunk-ms`
-chunks (160 ms by default) with TensorFlow limited to one thread, and times every `feed`.
-Real-time factor = compute time / audio time. Emission latency needs word end times you can
-trust: with `--word-times` (a JSON list of {"audio_path", "words": [{"word", "end"}]}, such as
-scripts/bench_word_timings.py writes for utterances concatenated from separately synthesized
-words), a word counts as emitted by the first partial whose words up to it equal the final
-transcript's; its latency is the audio time at the end of that chunk plus that chunk's compute,
-minus the word's true end, over the words an edit-distance alignment finds recognized. It
-prints figures and judges nothing.
+Streams test utterances through ds2_keras.streaming.Streamer in `--chunk-ms` chunks (160 ms by
+default) with TensorFlow limited to one thread, and times every `feed`. Real-time factor =
+compute time / audio time. Emission latency needs word end times you can trust, so the
+utterances are those of scripts/bench_word_timings.py: test sentences of a `ds2 ingest synth`
+corpus spoken word by word with known silences. A word counts as emitted by the first partial
+whose words up to it equal the final transcript's and are followed by more; its latency is the
+audio time at the end of that chunk plus that chunk's compute, minus the word's true end, over
+the words an edit-distance alignment finds recognized. It prints figures and judges nothing.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ds2_keras.frames import output_frame_seconds
 
 
 def emission_times(partials: list[str], final: str, chunk_seconds: float, compute: list[float]) -> list[float]:
@@ -37,64 +37,53 @@ def emission_times(partials: list[str], final: str, chunk_seconds: float, comput
     return times
 
 
-def matched_words(final: str, reference: list[dict]) -> list[tuple[int, int]]:
-    """(hypothesis index, reference index) of the words an edit-distance alignment finds equal."""
-    from rapidfuzz.distance import Levenshtein
-
-    pairs = []
-    for tag, first, last, ref_first, _ in Levenshtein.opcodes(final.split(), [w["word"] for w in reference]):
-        if tag == "equal":
-            pairs += [(i, ref_first + i - first) for i in range(first, last)]
-    return pairs
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-file", type=Path, required=True)
-    parser.add_argument("--manifest", type=Path, required=True)
     parser.add_argument("--chunk-ms", type=int, default=160)
-    parser.add_argument("--utterances", type=int, default=30)
-    parser.add_argument("--word-times", type=Path, help="JSON reference word end times (see above)")
+    parser.add_argument("--corpus-size", type=int, default=800, help="the -n of the synth corpus whose test split to use")
+    parser.add_argument("--seed", type=int, default=0, help="the --seed of that corpus")
+    parser.add_argument("--utterances", type=int, default=40, help="at most this many test sentences")
     args = parser.parse_args()
 
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from ds2_keras.audio import load_audio
+    from bench_word_timings import build_utterance, matched_words
     from ds2_keras.checkpoints import load_model_file
-    from ds2_keras.manifest import read_manifest
     from ds2_keras.streaming import Streamer, array_chunks
+    from ingest.synth import available_speakers, plan_corpus
 
     model = load_model_file(args.model_file, compile=False)
     config = model.ds2_config
     chunk = config.sample_rate * args.chunk_ms // 1000
-    references = {item["audio_path"]: item["words"] for item in json.loads(args.word_times.read_text())} \
-        if args.word_times else {}
-    paths = list(references) if references else read_manifest(args.manifest)["audio_path"].tolist()
-    per_chunk, audio_seconds, latencies = [], 0.0, []
+    tests = [r for r in plan_corpus(args.corpus_size, args.seed, available_speakers()) if r.split == "test"]
+    built = [build_utterance(recording, args.seed, (0.1, 0.5)) for recording in tests[: args.utterances]]
+    per_chunk, audio_seconds, latencies, words = [], 0.0, [], 0
     Streamer(model).feed(np.zeros(chunk, np.float32))  # trace once, outside the timing
-    for path in paths[: args.utterances]:
-        samples = load_audio(path, config.sample_rate)
+    for samples, reference in built:
         streamer, partials, compute = Streamer(model), [], []
         for piece in array_chunks(samples, chunk):
             started = time.perf_counter()
-            partials.append(streamer.feed(piece))
+            partials.append(streamer.feed(piece).text)
             compute.append(time.perf_counter() - started)
-        final = streamer.finish()
+        final = streamer.finish().text
         per_chunk += compute
         audio_seconds += len(samples) / config.sample_rate
-        if path in references:
-            shown = emission_times(partials, final, chunk / config.sample_rate, compute)
-            latencies += [shown[i] - references[path][j]["end"] for i, j in matched_words(final, references[path])]
+        shown = emission_times(partials, final, chunk / config.sample_rate, compute)
+        pairs = matched_words([word.text for word in reference], final.split())
+        latencies += [shown[j] - reference[i].end for i, j in pairs]
+        words += len(reference)
     per_chunk_ms = 1000 * np.array(per_chunk)
-    print(f"model: {args.model_file} (preset {config.preset}, lookahead {config.lookahead}, "
-          f"{model.count_params():,} parameters), {args.chunk_ms} ms chunks, 1 thread")
+    print(f"model: {args.model_file} (preset {config.preset}, lookahead {config.lookahead} frames = "
+          f"{config.lookahead * output_frame_seconds(config) * 1000:.0f} ms, {model.count_params():,} parameters), "
+          f"{args.chunk_ms} ms chunks, 1 thread, {len(built)} utterances, {audio_seconds:.0f} s of audio")
     print(f"per chunk: median {np.median(per_chunk_ms):.1f} ms, 90th percentile {np.percentile(per_chunk_ms, 90):.1f} ms")
-    print(f"real-time factor: {per_chunk_ms.sum() / 1000 / audio_seconds:.3f} over {audio_seconds:.0f} s of audio")
+    print(f"real-time factor: {per_chunk_ms.sum() / 1000 / audio_seconds:.3f}")
     if latencies:
         print(f"emission latency: median {np.median(latencies):.2f} s, 90th percentile "
-              f"{np.percentile(latencies, 90):.2f} s over {len(latencies)} words")
+              f"{np.percentile(latencies, 90):.2f} s over {len(latencies)} recognized of {words} words")
 
 
 if __name__ == "__main__":

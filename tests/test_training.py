@@ -210,6 +210,7 @@ def test_max_minutes_stops_validates_saves_mid_epoch_and_the_same_command_finish
     saved = load_model_file(tmp_path / MODEL_FILENAME)
     assert (saved.progress["epoch"], saved.progress["step"]) == (0, 1) == (stopped.progress["epoch"], 1)
     assert "loss" not in saved.progress["history"]  # a partial epoch is not an epoch of history
+    assert (tmp_path / BEST_FILENAME).is_file()  # its validation still counts for best.keras
     finished = fit(FitRequest(**{**request.__dict__, "max_minutes": None}))
     assert (finished.progress["epoch"], finished.progress["step"]) == (2, 0)
     assert len(finished.progress["history"]["loss"]) == 2
