@@ -57,6 +57,9 @@ class StreamingRecognizer(tf.Module):
         config = self.config = model.ds2_config
         self._conv_inputs = [tuple(model.get_layer(f"conv{i}_pad").input.shape[2:]) for i in range(len(config.conv_filters))]
         self._rnn_states = 2 if config.rnn_type == "lstm" else 1
+        # `step` traced once for any chunk size and batch: every Streamer of this recognizer reuses it.
+        self.traced_step = tf.function(self.step, input_signature=[
+            tf.TensorSpec([None, None], tf.float32), self.state_specs(), tf.TensorSpec([], tf.bool)])
 
     def state_names(self) -> list[str]:
         conv = [f"conv{i}" for i in range(len(self._conv_inputs))]
@@ -212,12 +215,11 @@ class Streamer:
     the final one equals the offline result. The log-probabilities are kept for re-decoding.
     """
 
-    def __init__(self, model: DS2Model):
-        self.recognizer = StreamingRecognizer(model)
+    def __init__(self, model: DS2Model | StreamingRecognizer):
+        """Pass a StreamingRecognizer to start many streams of one model without tracing it again."""
+        self.recognizer = model if isinstance(model, StreamingRecognizer) else StreamingRecognizer(model)
         self.state = self.recognizer.initial_state(1)
-        self._step = tf.function(self.recognizer.step, input_signature=[
-            tf.TensorSpec([1, None], tf.float32), self.recognizer.state_specs(), tf.TensorSpec([], tf.bool)])
-        self._frame_seconds = output_frame_seconds(model.ds2_config)
+        self._frame_seconds = output_frame_seconds(self.recognizer.config)
         self.log_probs = np.zeros((0, NUM_CLASSES), np.float32)
         self.finished = False
 
@@ -225,7 +227,7 @@ class Streamer:
         if self.finished:
             raise StreamingError("this stream has finished; start a new Streamer")
         audio = np.asarray(chunk, np.float32).reshape(1, -1)
-        self.state, logits = self._step(tf.constant(audio), self.state, tf.constant(final))
+        self.state, logits = self.recognizer.traced_step(tf.constant(audio), self.state, tf.constant(final))
         self.log_probs = np.concatenate([self.log_probs, tf.nn.log_softmax(logits[0]).numpy()])
         self.finished = final
         return greedy_hypotheses(self.log_probs[None], frame_seconds=self._frame_seconds)[0]

@@ -229,16 +229,16 @@ def stream_files(model: DS2Model, audio: Sequence[Path], chunk_ms: int, realtime
     """`--stream`: partial transcripts on stderr as they change, the final result as --format/--output-dir say."""
     import time
 
-    from .streaming import Streamer, array_chunks, check_streamable, pcm_chunks
+    from .streaming import Streamer, StreamingRecognizer, array_chunks, pcm_chunks
 
-    check_streamable(model)
+    recognizer = StreamingRecognizer(model)  # one trace for every file
     sample_rate = model.ds2_config.sample_rate
     chunk = sample_rate * chunk_ms // 1000
     live = sys.stderr.isatty()
     for path in audio:
         chunks = pcm_chunks(sys.stdin.buffer, chunk) if str(path) == "-" else array_chunks(
             load_audio(path, sample_rate), chunk)
-        streamer, shown, started = Streamer(model), "", time.monotonic()
+        streamer, shown, started = Streamer(recognizer), "", time.monotonic()
         for index, samples in enumerate(chunks):
             if realtime and str(path) != "-":
                 time.sleep(max(0.0, started + index * chunk_ms / 1000 - time.monotonic()))

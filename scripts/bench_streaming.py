@@ -7,7 +7,7 @@ default) with TensorFlow limited to one thread, and times every `feed`. Real-tim
 compute time / audio time. Emission latency needs word end times you can trust, so the
 utterances are those of scripts/bench_word_timings.py: test sentences of a `ds2 ingest synth`
 corpus spoken word by word with known silences. A word counts as emitted by the first partial
-whose words up to it equal the final transcript's and are followed by more; its latency is the
+whose words up to and including it equal the final transcript's; its latency is the
 audio time at the end of that chunk plus that chunk's compute, minus the word's true end, over
 the words an edit-distance alignment finds recognized. It prints figures and judges nothing.
 """
@@ -28,8 +28,7 @@ def emission_times(partials: list[str], final: str, chunk_seconds: float, comput
     for index in range(len(words)):
         for chunk, partial in enumerate(partials):
             shown = partial.split()
-            # Complete once a later word (or the end of the audio) follows it unchanged.
-            if shown[: index + 1] == words[: index + 1] and (len(shown) > index + 1 or partial.endswith(" ")):
+            if shown[: index + 1] == words[: index + 1]:  # the word and all before it, as in the end
                 times.append((chunk + 1) * chunk_seconds + compute[chunk])
                 break
         else:
@@ -52,7 +51,7 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from bench_word_timings import build_utterance, matched_words
     from ds2_keras.checkpoints import load_model_file
-    from ds2_keras.streaming import Streamer, array_chunks
+    from ds2_keras.streaming import Streamer, StreamingRecognizer, array_chunks
     from ingest.synth import available_speakers, plan_corpus
 
     model = load_model_file(args.model_file, compile=False)
@@ -61,9 +60,10 @@ def main() -> None:
     tests = [r for r in plan_corpus(args.corpus_size, args.seed, available_speakers()) if r.split == "test"]
     built = [build_utterance(recording, args.seed, (0.1, 0.5)) for recording in tests[: args.utterances]]
     per_chunk, audio_seconds, latencies, words = [], 0.0, [], 0
-    Streamer(model).feed(np.zeros(chunk, np.float32))  # trace once, outside the timing
+    recognizer = StreamingRecognizer(model)
+    Streamer(recognizer).feed(np.zeros(chunk, np.float32))  # traced once, outside the timing
     for samples, reference in built:
-        streamer, partials, compute = Streamer(model), [], []
+        streamer, partials, compute = Streamer(recognizer), [], []
         for piece in array_chunks(samples, chunk):
             started = time.perf_counter()
             partials.append(streamer.feed(piece).text)
