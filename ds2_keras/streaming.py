@@ -61,19 +61,15 @@ class StreamingRecognizer(tf.Module):
         self.traced_step = tf.function(self.step, input_signature=[
             tf.TensorSpec([None, None], tf.float32), self.state_specs(), tf.TensorSpec([], tf.bool)])
 
-    def state_names(self) -> list[str]:
-        conv = [f"conv{i}" for i in range(len(self._conv_inputs))]
-        rnn = [f"rnn{i}_{k}" for i in range(self.config.rnn_layers) for k in range(self._rnn_states)]
-        lookahead = ["lookahead", "rnn_frames"] if self.config.lookahead else []
-        return ["samples", *conv, *rnn, *lookahead, "frames", "last_token", "transcript"]
+    def _recurrent_state_names(self) -> list[str]:
+        return [f"rnn{i}_{k}" for i in range(self.config.rnn_layers) for k in range(self._rnn_states)]
 
     def state_specs(self) -> dict[str, tf.TensorSpec]:
         specs = {"samples": tf.TensorSpec([None, None], tf.float32)}
         for i, (bins, channels) in enumerate(self._conv_inputs):
             specs[f"conv{i}"] = tf.TensorSpec([None, None, bins, channels], tf.float32)
-        for name in self.state_names():
-            if name.startswith("rnn"):
-                specs[name] = tf.TensorSpec([None, self.config.rnn_units], tf.float32)
+        for name in self._recurrent_state_names():
+            specs[name] = tf.TensorSpec([None, self.config.rnn_units], tf.float32)
         if self.config.lookahead:
             specs.update(lookahead=tf.TensorSpec([None, self.config.lookahead, self.config.rnn_units], tf.float32),
                          rnn_frames=tf.TensorSpec([None], tf.int32))
@@ -86,9 +82,8 @@ class StreamingRecognizer(tf.Module):
         state = {"samples": tf.zeros([batch, 0])}
         for i, (bins, channels) in enumerate(self._conv_inputs):
             state[f"conv{i}"] = tf.zeros([batch, config.conv_kernels[i][0] - 1, bins, channels])
-        for name in self.state_names():
-            if name.startswith("rnn"):
-                state[name] = tf.zeros([batch, config.rnn_units])
+        for name in self._recurrent_state_names():
+            state[name] = tf.zeros([batch, config.rnn_units])
         if config.lookahead:
             state.update(lookahead=tf.zeros([batch, config.lookahead, config.rnn_units]),
                          rnn_frames=tf.zeros([batch], tf.int32))
