@@ -87,16 +87,22 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
     from .distribute import choose_strategy
     from .errors import DS2Error
     from .inference import run_inference
-    from .training import build_model_for_training, configure_precision, load_split
+    from .manifest import read_manifests
+    from .training import build_model_for_training, choose_alphabet, configure_precision, load_split
 
     strategy = choose_strategy()
     if batch_size % strategy.num_replicas_in_sync:
         raise DS2Error(f"batch size {batch_size} must be a multiple of the {strategy.num_replicas_in_sync} replicas")
     with strategy.scope():
         loaded = load_model_file(model_file) if model_file is not None else None
-    config = loaded.ds2_config if loaded is not None else config
+    rows = read_manifests(manifests)
+    if loaded is not None:
+        config = loaded.ds2_config
+    else:  # a fresh model speaks the manifests' alphabet, as `ds2 fit` would build it
+        language, alphabet = choose_alphabet(rows, None)
+        config = config.replace(language=language, alphabet=alphabet.characters)
     configure_precision(config)
-    utterances = load_split(manifests, config, "bench")
+    utterances = load_split(rows, manifests, config, "bench")
     per_epoch = batches_per_epoch(utterances, batch_size)
     total = warmup + steps
     epochs = range(-(-total // per_epoch))

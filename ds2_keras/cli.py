@@ -43,6 +43,13 @@ main.add_command(bench_command, name="bench")
 @click.option("-s", "--save-path", "--save_path", "save_path", type=click.Path(path_type=Path), required=True,
               help="Output directory: model.keras, config.json, history.json, TensorBoard logs.")
 @model_file_option(required=False, help="A model file to continue training (see Resume in the README).")
+@click.option("--init-from", type=click.Path(path_type=Path), default=None,
+              help="Start a new run from this model's weights (fine-tuning): epoch 0, a new optimizer; "
+                   "--preset/--set may change the recipe, not the network.")
+@click.option("--freeze", "freeze", multiple=True, metavar="PREFIX",
+              help="Keep the layers whose names start with PREFIX fixed (repeatable), e.g. conv.")
+@click.option("--alphabet", "alphabet_file", type=click.Path(path_type=Path), default=None,
+              help="A new run's output characters, listed in a UTF-8 file [default: those of the training transcripts].")
 @preset_option
 @overrides_option
 @click.option("--fresh", is_flag=True, help="Start over even if SAVE_PATH holds a checkpoint.")
@@ -51,8 +58,8 @@ main.add_command(bench_command, name="bench")
 @click.option("--cpu-replicas", type=click.IntRange(min=0), default=0, help="Split the CPU into N logical devices for MirroredStrategy.")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Wall-clock budget: stop, validate and save when it runs out (the same command continues).")
-def fit(manifests, epochs, batch_size, save_path, model_file, preset, overrides, fresh, cache, save_every, cpu_replicas,
-        max_minutes):
+def fit(manifests, epochs, batch_size, save_path, model_file, init_from, freeze, alphabet_file, preset, overrides, fresh,
+        cache, save_every, cpu_replicas, max_minutes):
     """Train (or resume training) a DS2 model with CTC loss."""
     from .distribute import split_cpu
     from .training import FitRequest, fit as run_fit
@@ -60,13 +67,21 @@ def fit(manifests, epochs, batch_size, save_path, model_file, preset, overrides,
     groups = parse_manifests(manifests)
     if "train" not in groups:
         raise click.UsageError("fit needs at least one --manifest train:PATH")
+    if init_from and model_file:
+        raise click.UsageError("--init-from starts a new run and --model-file resumes one: give one of them")
     config = config_from(preset, overrides)
+    if freeze:
+        config = config.replace(freeze=tuple(freeze))
+    explicit_preset = click.get_current_context().get_parameter_source("preset") != click.core.ParameterSource.DEFAULT
+    chosen = set(config.to_dict()) if explicit_preset else set()
+    chosen |= {assignment.partition("=")[0].strip() for assignment in overrides} | ({"freeze"} if freeze else set())
     if cpu_replicas:
         split_cpu(cpu_replicas)
     request = FitRequest(
         train_manifests=groups["train"], val_manifests=groups.get("val", []), epochs=epochs, batch_size=batch_size,
         output_dir=save_path, config=config, model_file=model_file, fresh=fresh, cache=cache,
-        save_every_steps=save_every, max_minutes=max_minutes,
+        save_every_steps=save_every, max_minutes=max_minutes, init_from=init_from,
+        chosen_fields=frozenset(chosen - {"language", "alphabet"}), alphabet_file=alphabet_file,
     )
     run_fit(request)
 
@@ -141,7 +156,9 @@ def lm():
 @click.option("--manifest", "manifest_files", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Use a manifest's transcripts.")
 @click.option("--order", type=click.IntRange(min=2), default=3, show_default=True)
-def lm_build(output, text_files, manifest_files, order):
+@click.option("--language", default="en", show_default=True, metavar="CODE",
+              help="The --text files' language, which picks their normalization (manifests record their own).")
+def lm_build(output, text_files, manifest_files, order, language):
     """Write an ARPA n-gram LM (modified Kneser-Ney) from text files and/or manifests."""
     from .lm import build_arpa, manifest_corpus, read_text_corpus
 
@@ -149,7 +166,7 @@ def lm_build(output, text_files, manifest_files, order):
         raise click.UsageError("give --text and/or --manifest")
     sentences = manifest_corpus(list(manifest_files)) if manifest_files else []
     for path in text_files:
-        lines, unmappable = read_text_corpus(path)
+        lines, unmappable = read_text_corpus(path, language)
         sentences += lines
         if unmappable:
             click.echo(f"{path}: skipped {unmappable} lines with characters outside the alphabet")
@@ -168,12 +185,14 @@ def lm_build(output, text_files, manifest_files, order):
 @click.option("-z", "--batch-size", "batch_size", type=click.IntRange(min=1), default=16, show_default=True)
 def lm_tune(manifests, model_file, lm_path, vocabulary_path, alphas, betas, beam_width, batch_size):
     """Grid-search alpha (LM weight) and beta (word bonus) for the lowest WER on a val manifest."""
+    from .checkpoints import load_model_file
     from .evaluate import infer_manifests
     from .lm import grid_search
 
     paths = manifest_paths(manifests)
     alpha_values, beta_values = parse_floats(alphas, "--alphas"), parse_floats(betas, "--betas")
-    utterances, inference, _ = infer_manifests(model_file, paths, batch_size)
-    references = utterances.rows["text"].to_numpy()[inference.indices].tolist()
-    grid_search(inference.logits, [len(l) for l in inference.logits], references, lm_path,
-                alpha_values, beta_values, beam_width, vocabulary_path=vocabulary_path)
+    result = infer_manifests(load_model_file(model_file, compile=False), paths, batch_size)
+    logits = result.inference.logits
+    references = result.utterances.rows["text"].to_numpy()[result.inference.indices].tolist()
+    grid_search(logits, [len(scores) for scores in logits], references, lm_path, alpha_values, beta_values,
+                beam_width, vocabulary_path=vocabulary_path, alphabet=result.alphabet)

@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
+from .alphabet import ENGLISH, ENGLISH_CHARACTERS, Alphabet
 from .fileio import atomic_write_text
 
 
@@ -58,6 +59,13 @@ class DS2Config:
     speed_perturb: bool = False  # random 0.9x-1.1x resampling
     noise_snr_db: float = 0.0  # >0 adds white noise at about this SNR
     seed: int = 1234
+    # Output symbols and the language whose normalization the transcripts had, chosen by the
+    # run's first fit from its training data (training.choose_alphabet); these defaults are
+    # what every model file written before alphabets were configurable means.
+    language: str = ENGLISH
+    alphabet: str = ENGLISH_CHARACTERS  # Alphabet.characters: the blank is output 0, then these
+    # Layers kept fixed in training: every layer whose name starts with one of these prefixes.
+    freeze: tuple[str, ...] = ()
     # Accelerator switches.
     mixed_precision: bool = False
     jit_compile: bool = False
@@ -80,6 +88,15 @@ class DS2Config:
         for time, _ in self.conv_strides:
             stride *= time
         return stride
+
+    @property
+    def output_alphabet(self) -> Alphabet:
+        return Alphabet(self.alphabet)
+
+    def architecture_changes(self, other: "DS2Config") -> dict[str, tuple]:
+        """{field: (ours, other's)} for the fields that shape the network (the output layer aside)."""
+        return {name: (getattr(self, name), getattr(other, name)) for name in ARCHITECTURE_FIELDS
+                if getattr(self, name) != getattr(other, name)}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -106,11 +123,14 @@ class DS2Config:
                 raise ValueError(f"expected field=value, got {assignment!r}")
             if name not in hints:
                 raise ValueError(f"unknown config field {name!r}")
+            if name in DATA_FIELDS:
+                raise ValueError(f"{name} is chosen from the training data at a run's first fit "
+                                 "(ingest --language, fit --alphabet FILE), not with --set")
             changes[name] = _parse(name, hints[name], raw)
         return self.replace(**changes)
 
     def save(self, path: str | Path) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
 
     def __post_init__(self) -> None:
         """Reject settings the model or pipeline cannot honour, before anything is built."""
@@ -127,6 +147,7 @@ class DS2Config:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
         if any(value <= 0 for pair in self.conv_kernels + self.conv_strides for value in pair):
             raise ValueError("conv kernels and strides must be positive")
+        Alphabet(self.alphabet)  # raises AlphabetError, naming what is wrong
         if self.lookahead < 0:
             raise ValueError(f"lookahead must be >= 0, not {self.lookahead}")
         if self.streaming and self.bidirectional:
@@ -134,6 +155,12 @@ class DS2Config:
         if self.streaming and any(kernel[0] <= stride[0] for kernel, stride in zip(self.conv_kernels, self.conv_strides)):
             raise ValueError("streaming=true needs each convolution's time kernel longer than its time stride")
 
+
+# Fields whose change alters the network's weights' shapes or what its inputs mean: a run that
+# starts from another model's weights (fit --init-from) must keep them.
+ARCHITECTURE_FIELDS = ("sample_rate", "window_ms", "hop_ms", "feature_type", "mel_bins", "conv_filters", "conv_kernels",
+                       "conv_strides", "rnn_type", "rnn_layers", "rnn_units", "bidirectional", "lookahead", "streaming")
+DATA_FIELDS = ("language", "alphabet")
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .alphabet import encode
+from .alphabet import Alphabet
 from .audio import AudioError, load_audio
 from .config import DS2Config
 from .errors import DS2Error
@@ -38,6 +38,7 @@ class Utterances:
     rows: pd.DataFrame
     labels: list[np.ndarray]
     dropped: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, int] = field(default_factory=dict)  # kept, but worth a word (see evaluation_utterances)
 
     @property
     def durations(self) -> np.ndarray:
@@ -51,6 +52,8 @@ class Utterances:
         line = f"{name}: {len(self)} utterances, {hours:.2f} h"
         if self.dropped:
             line += "; dropped " + ", ".join(f"{count} {cause}" for cause, count in self.dropped.items())
+        if self.notes:
+            line += "; " + ", ".join(f"{count} {note}" for note, count in self.notes.items())
         return line
 
 
@@ -60,19 +63,23 @@ def ctc_frames_needed(label: np.ndarray) -> int:
 
 
 def select_utterances(rows: pd.DataFrame, config: DS2Config) -> Utterances:
-    """Drop (and count) what cannot train: longer than config.max_duration, or too short for its transcript."""
+    """Drop (and count) what cannot train: longer than config.max_duration, too short for its
+    transcript, or holding characters outside the model's alphabet."""
     max_duration = config.max_duration
-    labels = [encode(text) for text in rows["text"]]
+    alphabet = config.output_alphabet
+    spellable = np.array([not alphabet.outside(text) for text in rows["text"]], dtype=bool)
+    labels = [alphabet.encode(text) if ok else np.zeros(0, np.int32) for text, ok in zip(rows["text"], spellable)]
     frames = output_frames(np.floor(rows["duration"].to_numpy(dtype=np.float64) * config.sample_rate).astype(np.int64),
                            config)
     needed = np.array([ctc_frames_needed(label) for label in labels])
     too_long = rows["duration"].to_numpy() > max_duration
-    empty = np.array([len(label) == 0 for label in labels])
-    too_short = ~too_long & ~empty & (frames < needed)
-    keep = ~(too_long | empty | too_short)
+    empty = np.array([len(label) == 0 for label in labels]) & spellable
+    too_short = ~too_long & ~empty & spellable & (frames < needed)
+    keep = ~(too_long | empty | too_short) & spellable
     dropped = {
         f"longer than {max_duration:g} s": int(too_long.sum()),
         "with empty transcripts": int(empty.sum()),
+        "with characters outside the alphabet": int((~spellable & ~too_long).sum()),
         "too short for their transcripts": int(too_short.sum()),
     }
     return Utterances(
@@ -82,9 +89,20 @@ def select_utterances(rows: pd.DataFrame, config: DS2Config) -> Utterances:
     )
 
 
-def evaluation_utterances(rows: pd.DataFrame) -> Utterances:
-    """Every row, none dropped: an evaluation must score long and hard utterances too."""
-    return Utterances(rows=rows.reset_index(drop=True), labels=[encode(text) for text in rows["text"]])
+def evaluation_utterances(rows: pd.DataFrame, alphabet: Alphabet) -> Utterances:
+    """Every row, none dropped: an evaluation must score long and hard utterances too.
+
+    A reference holding characters the model cannot output is still scored (they count as
+    errors); its label for the loss leaves them out, and `unspellable` counts such rows.
+    """
+    rows = rows.reset_index(drop=True)
+    outside = [alphabet.outside(text) for text in rows["text"]]
+    labels = [alphabet.encode("".join(ch for ch in text if ch not in missing) if missing else text)
+              for text, missing in zip(rows["text"], outside)]
+    unspellable = sum(map(bool, outside))
+    shown = ", ".join(map(repr, sorted(set().union(*outside))))
+    notes = {f"holding characters the model cannot output ({shown}), scored as errors": unspellable} if unspellable else {}
+    return Utterances(rows=rows, labels=labels, notes=notes)
 
 
 def plan_epoch(durations: np.ndarray, batch_size: int, epoch: int, config: DS2Config) -> np.ndarray:

@@ -1,11 +1,13 @@
-"""Turn per-frame character scores [B, T, 29] into Hypotheses: text, score, and timed words.
+"""Turn per-frame character scores [B, T, classes] into Hypotheses: text, score, and timed words.
 
 Greedy decoding is the neon seed's: argmax per frame, collapse repeats, drop blanks. Its text
 exists twice, in numpy (fast, for per-epoch validation) and in TF ops (for the exported
 SavedModel), and tests keep the two identical; its Hypotheses come from the TF ops. Beam search
 runs on flashlight-text's C++ CTC decoders (with KenLM built in), so a word n-gram LM (ARPA,
 gzipped ARPA or KenLM binary) can rescore hypotheses. Both decoders hand their frame-level
-path to words.words_from_paths, so word times and confidences are computed one way.
+path to words.words_from_paths, so word times and confidences are computed one way. Every
+decoder reads the scores through the model's Alphabet (config.alphabet), and refuses scores
+with another number of classes.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 from scipy.special import log_softmax
 
-from .alphabet import BLANK_INDEX, CHARACTERS, SPACE_INDEX, SYMBOLS, decode
+from .alphabet import BLANK_INDEX, ENGLISH_ALPHABET, Alphabet
 from .errors import LanguageModelError
 from .words import Hypothesis, Word, hypotheses, word_outputs, words_from_paths
 
@@ -36,13 +38,19 @@ __all__ = ["BeamSearchDecoder", "Decoder", "GreedyDecoder", "Hypothesis", "Word"
 
 _UNKNOWN = "<unk>"  # the word KenLM maps every out-of-vocabulary word to
 _KENLM_BINARY_MAGIC = b"mmap lm "
-_SPELLABLE = set(CHARACTERS) - {" "}
-# Scores for the frame appended after the last one: certainly a space, so the final word ends.
-_CLOSING_FRAME_SCORES = np.where(np.arange(len(SYMBOLS)) == SPACE_INDEX, 0.0, -1e4).astype(np.float32)
 
 
-def _valid_frames(log_probs: np.ndarray, lengths: Sequence[int] | None) -> np.ndarray:
-    """[B] frame counts, all T when lengths is None; rejects lengths the batch cannot hold."""
+def _closing_frame_scores(alphabet: Alphabet) -> np.ndarray:
+    """Scores for the frame appended after the last one: certainly a space, so the final word ends."""
+    return np.where(np.arange(alphabet.num_classes) == alphabet.space_index, 0.0, -1e4).astype(np.float32)
+
+
+def _valid_frames(log_probs: np.ndarray, lengths: Sequence[int] | None, alphabet: Alphabet) -> np.ndarray:
+    """[B] frame counts, all T when lengths is None; rejects lengths the batch cannot hold, and
+    scores over another number of symbols than the alphabet's."""
+    if log_probs.ndim != 3 or log_probs.shape[2] != alphabet.num_classes:
+        raise ValueError(f"expected [batch, frames, {alphabet.num_classes}] scores for the alphabet "
+                         f"{alphabet.characters!r}, got shape {log_probs.shape}")
     batch, frames = log_probs.shape[:2]
     if lengths is None:
         return np.full(batch, frames)
@@ -52,24 +60,25 @@ def _valid_frames(log_probs: np.ndarray, lengths: Sequence[int] | None) -> np.nd
     return lengths
 
 
-def greedy_decode(logits: np.ndarray, lengths: Sequence[int] | None = None) -> list[str]:
-    """Best-path texts of a [B, T, 29] batch; frames at or past lengths[b] are ignored."""
+def greedy_decode(logits: np.ndarray, lengths: Sequence[int] | None = None,
+                  alphabet: Alphabet = ENGLISH_ALPHABET) -> list[str]:
+    """Best-path texts of a [B, T, classes] batch; frames at or past lengths[b] are ignored."""
     logits = np.asarray(logits)
-    lengths = _valid_frames(logits, lengths)
+    lengths = _valid_frames(logits, lengths, alphabet)
     best = logits.argmax(axis=-1)
     previous = np.pad(best[:, :-1], ((0, 0), (1, 0)), constant_values=-1)
     inside = np.arange(best.shape[1])[None, :] < lengths[:, None]
     keep = (best != previous) & (best != BLANK_INDEX) & inside
-    return [decode(row[mask]) for row, mask in zip(best, keep)]
+    return [alphabet.decode(row[mask]) for row, mask in zip(best, keep)]
 
 
-def greedy_decode_utterances(logits: Sequence[np.ndarray]) -> list[str]:
-    """greedy_decode for utterances of different lengths, one [T_i, 29] array each."""
-    return [greedy_decode(scores[None])[0] for scores in logits]
+def greedy_decode_utterances(logits: Sequence[np.ndarray], alphabet: Alphabet = ENGLISH_ALPHABET) -> list[str]:
+    """greedy_decode for utterances of different lengths, one [T_i, classes] array each."""
+    return [greedy_decode(scores[None], alphabet=alphabet)[0] for scores in logits]
 
 
-def greedy_decode_tf(logits, lengths):
-    """greedy_decode as TF ops ([B, T, 29] float, [B] int -> [B] tf.string), for graphs and exports.
+def greedy_decode_tf(logits, lengths, alphabet: Alphabet = ENGLISH_ALPHABET):
+    """greedy_decode as TF ops ([B, T, classes] float, [B] int -> [B] tf.string), for graphs and exports.
 
     Written with argmax rather than tf.nn.ctc_greedy_decoder so that ties break exactly as in
     numpy (lowest index wins). TensorFlow is imported here, not at module level, so numpy-only
@@ -77,21 +86,21 @@ def greedy_decode_tf(logits, lengths):
     """
     import tensorflow as tf
 
-    return _collapse_tf(tf.argmax(logits, axis=-1, output_type=tf.int32), lengths)
+    return _collapse_tf(tf.argmax(logits, axis=-1, output_type=tf.int32), lengths, alphabet)
 
 
-def _collapse_tf(paths, lengths):
+def _collapse_tf(paths, lengths, alphabet: Alphabet):
     """[B] texts of [B, T] CTC paths: repeats collapsed, blanks and frames past lengths dropped."""
     import tensorflow as tf
 
     previous = tf.pad(paths[:, :-1], [[0, 0], [1, 0]], constant_values=-1)
     inside = tf.sequence_mask(lengths, maxlen=tf.shape(paths)[1])
     keep = tf.not_equal(paths, previous) & tf.not_equal(paths, BLANK_INDEX) & inside
-    characters = tf.gather(tf.constant(list(SYMBOLS)), tf.ragged.boolean_mask(paths, keep))
+    characters = tf.gather(tf.constant(list(alphabet.symbols)), tf.ragged.boolean_mask(paths, keep))
     return tf.strings.reduce_join(characters, axis=-1)
 
 
-def greedy_outputs_tf(logits, lengths, frame_seconds) -> dict[str, tf.Tensor]:
+def greedy_outputs_tf(logits, lengths, frame_seconds, alphabet: Alphabet) -> dict[str, tf.Tensor]:
     """Greedy decoding with words, as TF ops: what the SavedModel answers besides the logits.
 
     Returns transcripts string [B], scores float32 [B] (the log-probability of the path, the
@@ -103,42 +112,43 @@ def greedy_outputs_tf(logits, lengths, frame_seconds) -> dict[str, tf.Tensor]:
     paths = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
     inside = tf.sequence_mask(lengths, maxlen=tf.shape(paths)[1])
     scores = tf.reduce_sum(tf.where(inside, tf.reduce_max(log_probs, axis=-1), 0.0), axis=-1)
-    return {"transcripts": _collapse_tf(paths, lengths), "scores": scores,
-            **words_from_paths(paths, log_probs, lengths, frame_seconds)}
+    return {"transcripts": _collapse_tf(paths, lengths, alphabet), "scores": scores,
+            **words_from_paths(paths, log_probs, lengths, frame_seconds, alphabet)}
 
 
 @functools.cache
-def _traced_greedy_outputs():
+def _traced_greedy_outputs(alphabet: Alphabet):
     import tensorflow as tf
 
-    return tf.function(greedy_outputs_tf, input_signature=[
-        tf.TensorSpec([None, None, len(SYMBOLS)], tf.float32), tf.TensorSpec([None], tf.int32),
+    return tf.function(functools.partial(greedy_outputs_tf, alphabet=alphabet), input_signature=[
+        tf.TensorSpec([None, None, alphabet.num_classes], tf.float32), tf.TensorSpec([None], tf.int32),
         tf.TensorSpec([], tf.float32)])
 
 
 def greedy_hypotheses(logits: np.ndarray, lengths: Sequence[int] | None = None, *,
-                      frame_seconds: float) -> list[Hypothesis]:
-    """Greedy Hypotheses of a [B, T, 29] batch, from the very ops the SavedModel runs.
+                      frame_seconds: float, alphabet: Alphabet = ENGLISH_ALPHABET) -> list[Hypothesis]:
+    """Greedy Hypotheses of a [B, T, classes] batch, from the very ops the SavedModel runs.
 
     frame_seconds is frames.output_frame_seconds(config) of the model that made the logits.
     """
     logits = np.asarray(logits, np.float32)
-    lengths = _valid_frames(logits, lengths).astype(np.int32)
-    return hypotheses(_traced_greedy_outputs()(logits, lengths, np.float32(frame_seconds)))
+    lengths = _valid_frames(logits, lengths, alphabet).astype(np.int32)
+    return hypotheses(_traced_greedy_outputs(alphabet)(logits, lengths, np.float32(frame_seconds)))
 
 
 class Decoder:
     """What evaluation needs of a decoder: a description, and Hypotheses of a batch or utterance."""
 
     description: str
+    alphabet: Alphabet
 
     def decode(self, log_probs: np.ndarray, lengths: Sequence[int] | None = None, *,
                frame_seconds: float) -> list[Hypothesis]:
-        """Hypotheses of a [B, T, 29] batch; frames at or past lengths[b] are ignored."""
+        """Hypotheses of a [B, T, classes] batch; frames at or past lengths[b] are ignored."""
         raise NotImplementedError
 
     def decode_utterance(self, log_probs: np.ndarray, *, frame_seconds: float) -> Hypothesis:
-        """The Hypothesis of one utterance's [T, 29] scores (logits or log-probabilities)."""
+        """The Hypothesis of one utterance's [T, classes] scores (logits or log-probabilities)."""
         return self.decode(np.asarray(log_probs)[None], frame_seconds=frame_seconds)[0]
 
 
@@ -147,9 +157,12 @@ class GreedyDecoder(Decoder):
 
     description = "greedy (argmax, collapse repeats, drop blanks)"
 
+    def __init__(self, alphabet: Alphabet = ENGLISH_ALPHABET):
+        self.alphabet = alphabet
+
     def decode(self, log_probs: np.ndarray, lengths: Sequence[int] | None = None, *,
                frame_seconds: float) -> list[Hypothesis]:
-        return greedy_hypotheses(log_probs, lengths, frame_seconds=frame_seconds)
+        return greedy_hypotheses(log_probs, lengths, frame_seconds=frame_seconds, alphabet=self.alphabet)
 
 
 def read_lm_vocabulary(lm_path: Path, vocabulary_path: Path | None = None) -> list[str]:
@@ -191,10 +204,12 @@ class BeamSearchDecoder(Decoder):
 
     def __init__(self, lm_path: str | Path | None = None, alpha: float = 0.5, beta: float = 1.0,
                  beam_width: int = 64, *, vocabulary_path: str | Path | None = None,
-                 beam_threshold: float = 25.0, token_beam_width: int = len(SYMBOLS)):
+                 beam_threshold: float = 25.0, token_beam_width: int | None = None,
+                 alphabet: Alphabet = ENGLISH_ALPHABET):
         self.lm_path = None if lm_path is None else Path(lm_path)
-        self.alpha, self.beta = alpha, beta
-        self.beam_width, self.beam_threshold, self.token_beam_width = beam_width, beam_threshold, token_beam_width
+        self.alpha, self.beta, self.alphabet = alpha, beta, alphabet
+        self.beam_width, self.beam_threshold = beam_width, beam_threshold
+        self.token_beam_width = token_beam_width or alphabet.num_classes
         if self.lm_path is None:
             self._lm, self._trie, self._words = None, None, []
         else:
@@ -203,20 +218,22 @@ class BeamSearchDecoder(Decoder):
     def _load_lm(self, vocabulary_path: Path | None) -> None:
         if not self.lm_path.is_file():
             raise LanguageModelError(f"{self.lm_path}: language model not found")
+        alphabet = self.alphabet
         words = [w for w in dict.fromkeys(read_lm_vocabulary(self.lm_path, vocabulary_path))
-                 if set(w.lower()) <= _SPELLABLE]
+                 if set(w.lower()) <= alphabet.letters]
         if not words:
-            raise LanguageModelError(f"{self.lm_path}: no LM word can be spelled with the alphabet {CHARACTERS!r}")
+            raise LanguageModelError(f"{self.lm_path}: no LM word can be spelled with the model's alphabet "
+                                     f"{alphabet.characters!r}")
         self._words = [word.lower() for word in words] + [_UNKNOWN]
         try:
             self._lm = KenLM(str(self.lm_path), Dictionary(words + [_UNKNOWN]))
         except RuntimeError as error:
             raise LanguageModelError(f"{self.lm_path}: KenLM cannot load it ({error})") from None
         # Every spelling ends in a space, so a word counts only once the model has said it whole.
-        self._trie = fl.Trie(len(SYMBOLS), SPACE_INDEX)
+        self._trie = fl.Trie(alphabet.num_classes, alphabet.space_index)
         start = self._lm.start(False)
         for index, word in enumerate(self._words[:-1]):
-            spelling = [SYMBOLS.index(ch) for ch in word] + [SPACE_INDEX]
+            spelling = [*alphabet.encode(word), alphabet.space_index]
             self._trie.insert(spelling, index, self._lm.score(start, index)[1])
         self._trie.smear(fl.SmearingMode.MAX)
 
@@ -238,15 +255,16 @@ class BeamSearchDecoder(Decoder):
             options = fl.LexiconFreeDecoderOptions(
                 self.beam_width, self.token_beam_width, self.beam_threshold, 0.0, 0.0, True,
                 fl.CriterionType.CTC)
-            return fl.LexiconFreeDecoder(options, fl.ZeroLM(), SPACE_INDEX, BLANK_INDEX, [])
+            return fl.LexiconFreeDecoder(options, fl.ZeroLM(), self.alphabet.space_index, BLANK_INDEX, [])
         options = fl.LexiconDecoderOptions(
             self.beam_width, self.token_beam_width, self.beam_threshold, self.alpha * math.log(10),
             self.beta, -math.inf, 0.0, True, fl.CriterionType.CTC)
         unknown = len(self._words) - 1
-        return fl.LexiconDecoder(options, self._trie, self._lm, SPACE_INDEX, BLANK_INDEX, unknown, [], False)
+        return fl.LexiconDecoder(options, self._trie, self._lm, self.alphabet.space_index, BLANK_INDEX, unknown, [],
+                                 False)
 
     def _search(self, decoder, log_probs: np.ndarray) -> tuple[str, np.ndarray, float]:
-        """(text, path, score) of one utterance's [T, 29] scores; the path holds T symbols.
+        """(text, path, score) of one utterance's [T, classes] scores; the path holds T symbols.
 
         flashlight's `tokens` is the best beam's frame-level path with one extra token (the
         word separator) before the first frame and after the last; the closing frame we append
@@ -255,7 +273,7 @@ class BeamSearchDecoder(Decoder):
         emissions = log_softmax(np.asarray(log_probs, dtype=np.float32), axis=-1)
         frames = len(emissions)
         if self._lm is not None:
-            emissions = np.vstack([emissions, _CLOSING_FRAME_SCORES])
+            emissions = np.vstack([emissions, _closing_frame_scores(self.alphabet)])
         emissions = np.ascontiguousarray(emissions, dtype=np.float32)
         results = decoder.decode(emissions.ctypes.data, *emissions.shape)
         if not results:
@@ -264,16 +282,16 @@ class BeamSearchDecoder(Decoder):
         if self._lm is not None:
             text = " ".join(self._words[i] for i in results[0].words if i >= 0)
         else:
-            text = " ".join(decode(t for t, _ in itertools.groupby(path)).split())
+            text = " ".join(self.alphabet.decode(t for t, _ in itertools.groupby(path)).split())
         return text, path, float(results[0].score)
 
     def _search_batch(self, log_probs: np.ndarray, lengths: Sequence[int] | None):
         decoder = self._decoder()
         return [self._search(decoder, utterance[:length])
-                for utterance, length in zip(log_probs, _valid_frames(log_probs, lengths))]
+                for utterance, length in zip(log_probs, _valid_frames(log_probs, lengths, self.alphabet))]
 
     def transcripts(self, log_probs: np.ndarray, lengths: Sequence[int] | None = None) -> list[str]:
-        """Texts only of a [B, T, 29] batch (no word timings), for callers that score texts."""
+        """Texts only of a [B, T, classes] batch (no word timings), for callers that score texts."""
         return [text for text, _, _ in self._search_batch(np.asarray(log_probs), lengths)]
 
     def decode(self, log_probs: np.ndarray, lengths: Sequence[int] | None = None, *,
@@ -283,6 +301,7 @@ class BeamSearchDecoder(Decoder):
         paths = np.full(log_probs.shape[:2], BLANK_INDEX, dtype=np.int32)
         for row, (_, path, _) in enumerate(searched):
             paths[row, :len(path)] = path
-        words = word_outputs(paths, log_probs, _valid_frames(log_probs, lengths), frame_seconds)
+        words = word_outputs(paths, log_probs, _valid_frames(log_probs, lengths, self.alphabet), frame_seconds,
+                             self.alphabet)
         return hypotheses({"transcripts": [text for text, _, _ in searched],
                            "scores": [score for _, _, score in searched], **words})

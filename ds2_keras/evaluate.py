@@ -13,11 +13,13 @@ import click
 import numpy as np
 
 from .checkpoints import load_model_file
-from .data import evaluation_utterances
+from .data import Utterances, evaluation_utterances
+from .alphabet import Alphabet
 from .decoding import BeamSearchDecoder, Decoder, GreedyDecoder, Hypothesis
 from .errors import DS2Error
 from .frames import output_frame_seconds
 from .inference import Inference, run_inference
+from .model import DS2Model
 from .inference_file import inference_table, write_inference
 from .manifest import read_manifests
 from .metrics import ErrorRate, cer, wer
@@ -35,13 +37,14 @@ class DecoderChoice:
     beam_width: int = 64
     vocabulary_path: Path | None = None
 
-    def build(self) -> Decoder:
+    def build(self, alphabet: Alphabet) -> Decoder:
+        """The decoder, reading scores over `alphabet` (the model's)."""
         if self.kind == "greedy":
             if self.lm_path:
                 raise DS2Error("--lm needs --decoder beam")
-            return GreedyDecoder()
+            return GreedyDecoder(alphabet)
         return BeamSearchDecoder(self.lm_path, self.alpha, self.beta, self.beam_width,
-                                 vocabulary_path=self.vocabulary_path)
+                                 vocabulary_path=self.vocabulary_path, alphabet=alphabet)
 
 
 def decode_all(inference: Inference, decoder: Decoder, frame_seconds: float) -> list[Hypothesis]:
@@ -58,6 +61,7 @@ class Evaluation:
     character_errors: ErrorRate
     word_errors: ErrorRate
     decoder: str
+    alphabet: Alphabet
     failures: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -77,17 +81,31 @@ class Evaluation:
         return text
 
 
-def infer_manifests(model_file: Path, manifests: list[Path], batch_size: int):
-    """Load the model and run it over the manifests: (utterances, inference, seconds per logit frame)."""
-    model = load_model_file(model_file, compile=False)
-    utterances = evaluation_utterances(read_manifests(manifests))
-    return utterances, run_inference(model, utterances, batch_size), output_frame_seconds(model.ds2_config)
+@dataclass
+class ManifestInference:
+    """A model's scores over manifests: the utterances, their inference, and how to read it."""
+
+    utterances: Utterances
+    inference: Inference
+    frame_seconds: float  # per logit frame
+    alphabet: Alphabet  # of the model: what each score means
+
+
+def infer_manifests(model: DS2Model, manifests: list[Path], batch_size: int) -> ManifestInference:
+    """Run the model over the manifests (every row; references it cannot spell are counted)."""
+    utterances = evaluation_utterances(read_manifests(manifests), model.alphabet)
+    if utterances.notes:
+        print(utterances.report("evaluated"))
+    return ManifestInference(utterances, run_inference(model, utterances, batch_size),
+                             output_frame_seconds(model.ds2_config), model.alphabet)
 
 
 def evaluate(model_file: Path, manifests: list[Path], batch_size: int, decoder: DecoderChoice,
              pooling: str = "pooled") -> Evaluation:
-    chosen = decoder.build()  # fail on a bad LM before the slow part
-    utterances, inference, frame_seconds = infer_manifests(model_file, manifests, batch_size)
+    model = load_model_file(model_file, compile=False)
+    chosen = decoder.build(model.alphabet)  # fail on a bad LM before the slow part
+    result = infer_manifests(model, manifests, batch_size)
+    utterances, inference, frame_seconds = result.utterances, result.inference, result.frame_seconds
     if not len(inference.indices):
         raise DS2Error(f"no utterance of {[str(m) for m in manifests]} could be decoded")
     rows = utterances.rows.iloc[inference.indices]
@@ -99,6 +117,7 @@ def evaluate(model_file: Path, manifests: list[Path], batch_size: int, decoder: 
         durations=rows["duration"].to_numpy(dtype=np.float64),
         character_errors=cer(references, predictions, pooling), word_errors=wer(references, predictions, pooling),
         decoder=chosen.description,
+        alphabet=model.alphabet,
         failures=inference.failures,
     )
 

@@ -7,11 +7,15 @@ the network, greedy decoding and word timing, so the server needs no ds2 Python 
   rate, 16 kHz for every preset) and lengths int32 [batch] -> transcripts string [batch],
   scores float32 [batch] (log-probability of the greedy path), words string [batch, max_words]
   (padded with ""), word_starts, word_ends (seconds) and word_confidences float32 [batch,
-  max_words] (padded with 0), word_counts int32 [batch], logits float32 [batch, frames, 29],
+  max_words] (padded with 0), word_counts int32 [batch], logits float32 [batch, frames, classes],
   logit_lengths int32 [batch]. Every output is rectangular, as TF Serving's JSON needs.
 - `transcribe_wav`: wav_bytes string [batch], each a whole 16-bit PCM WAV file, decoded in the
   graph with tf.audio.decode_wav (stereo mixed down) -> the same outputs. TF has no in-graph
   resampler, so a WAV at another rate is refused with an InvalidArgument error.
+- `metadata`: no inputs -> symbols string [classes] (what each logit means: "_" the CTC blank,
+  then the model's alphabet, the space last), language string, sample_rate int32 and
+  frame_seconds float32 (seconds per logit frame). The same facts are in
+  `assets.extra/ds2.json`, for tools that read files rather than run signatures.
 
 We save with tf.saved_model.save on a tf.Module with explicit tf.function signatures rather
 than keras.export.ExportArchive: the module is the very object `ds2 transcribe` calls, and two
@@ -27,6 +31,7 @@ which ignores non-numeric names, never sees half a model.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -37,7 +42,9 @@ import click
 
 from .cli_options import model_file_option
 from .errors import DS2Error
-from .fileio import OutputError, make_directory, os_cause, reporting_os_errors, reporting_tensorflow_errors
+from .fileio import (
+    OutputError, atomic_write_text, make_directory, os_cause, reporting_os_errors, reporting_tensorflow_errors,
+)
 from .locks import record_holder, recorded_holder, try_lock
 from .recognizer import generic_rnn_kernels, recognizer
 
@@ -84,7 +91,21 @@ def serving_module(model: DS2Model) -> tf.Module:
 
     module.recognize_wav = tf.function(recognize_wav, input_signature=[
         tf.TensorSpec([None], tf.string, name="wav_bytes")])
+    facts = model_facts(model)
+    module.metadata = tf.function(lambda: {
+        "symbols": tf.constant(facts["symbols"]), "language": tf.constant(facts["language"]),
+        "sample_rate": tf.constant(facts["sample_rate"], tf.int32),
+        "frame_seconds": tf.constant(facts["frame_seconds"], tf.float32)}, input_signature=[])
     return module
+
+
+def model_facts(model: DS2Model) -> dict:
+    """What a client needs to read the outputs: the output symbols, language, rates."""
+    from .frames import output_frame_seconds
+
+    config = model.ds2_config
+    return {"symbols": list(model.alphabet.symbols), "blank_index": 0, "language": config.language,
+            "sample_rate": config.sample_rate, "frame_seconds": output_frame_seconds(config)}
 
 
 def export_saved_model(model: DS2Model, out_dir: str | Path, version: int | None = None) -> Path:
@@ -104,12 +125,16 @@ def export_saved_model(model: DS2Model, out_dir: str | Path, version: int | None
     with partial_directory(out_dir, version) as staging:
         with reporting_tensorflow_errors(staging, target), generic_rnn_kernels(model):  # saving traces again
             module = serving_module(model)
-            signatures = {"serving_default": module.recognize, "transcribe_wav": module.recognize_wav}
+            signatures = {"serving_default": module.recognize, "transcribe_wav": module.recognize_wav,
+                          "metadata": module.metadata}
             if model.ds2_config.streaming:
                 from .streaming import add_serving_signatures
 
                 signatures.update(add_serving_signatures(module, model))
             tf.saved_model.save(module, str(staging), signatures=signatures)
+        with reporting_os_errors(staging / "assets.extra"):
+            (staging / "assets.extra").mkdir()
+            atomic_write_text(staging / "assets.extra" / "ds2.json", json.dumps(model_facts(model), indent=1, ensure_ascii=False) + "\n")
         try:
             os.rename(staging, target)
         except OSError as error:  # another export took this version meanwhile
@@ -174,4 +199,4 @@ def export_command(model_file: Path, out_dir: Path, version: int | None) -> None
     except DS2Error as error:
         raise click.ClickException(str(error)) from None
     streaming = ", stream_start, stream_step" if model.ds2_config.streaming else ""
-    click.echo(f"exported {model_file} to {target} (signatures serving_default, transcribe_wav{streaming})")
+    click.echo(f"exported {model_file} to {target} (signatures serving_default, transcribe_wav, metadata{streaming})")

@@ -63,7 +63,7 @@ def write_inference(path: str | Path, table: pd.DataFrame, error_rate: float) ->
             table[COLUMNS].to_csv(temporary, index=False)
         elif suffix == ".json":
             records = json.loads(table[_present(table)].to_json(orient="records", double_precision=15))
-            temporary.write_text(json.dumps({"error_rate": error_rate, "utterances": records}, indent=1),
+            temporary.write_text(json.dumps({"error_rate": error_rate, "utterances": records}, indent=1, ensure_ascii=False),
                                  encoding="utf-8")
         else:
             pairs = list(zip(table["prediction"].tolist(), table["reference"].tolist()))

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .alphabet import UnmappableTextError, normalize_text
+from .alphabet import ENGLISH, ENGLISH_ALPHABET, Alphabet, UnmappableTextError, normalize_text
 from .decoding import BeamSearchDecoder
 from .errors import LanguageModelError
 from .fileio import atomic_path, check_writable
@@ -28,8 +28,8 @@ FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
 _LOG10_ZERO = -99.0  # ARPA convention for "never predicted" (<s>)
 
 
-def read_text_corpus(path: str | Path) -> tuple[list[str], int]:
-    """Normalized non-empty lines of a text file, and how many lines were skipped as unmappable."""
+def read_text_corpus(path: str | Path, language: str = ENGLISH) -> tuple[list[str], int]:
+    """Lines of a text file normalized as `language`'s transcripts are, and how many were skipped as unmappable."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -38,7 +38,7 @@ def read_text_corpus(path: str | Path) -> tuple[list[str], int]:
     sentences, skipped = [], 0
     for line in lines:
         try:
-            sentence = normalize_text(line)
+            sentence = normalize_text(line, language)
         except UnmappableTextError:
             skipped += 1
             continue
@@ -176,18 +176,18 @@ def build_arpa(sentences: Iterable[str], path: str | Path, order: int = 3) -> Pa
 
 def grid_search(log_probs_list: Sequence[np.ndarray], lengths: Sequence[int], references: Sequence[str],
                 lm_path: str | Path, alphas: Sequence[float], betas: Sequence[float], beam_width: int = 64,
-                *, vocabulary_path: str | Path | None = None,
+                *, vocabulary_path: str | Path | None = None, alphabet: Alphabet = ENGLISH_ALPHABET,
                 echo: Callable[[str], None] = print) -> tuple[float, float, pd.DataFrame]:
     """Decode a validation set at every (alpha, beta) and pick the pair with the lowest pooled WER.
 
-    log_probs_list holds one [T_i, 29] array per utterance (logits work too) and lengths their
+    log_probs_list holds one [T_i, classes] array over `alphabet` per utterance (logits work too) and lengths their
     valid frame counts. The LM is loaded once. Each result is echoed as it is found; the table
     (alpha, beta, wer, cer, both pooled over the corpus) is returned sorted best first.
     """
     if not (len(log_probs_list) == len(lengths) == len(references)):
         raise ValueError(f"{len(log_probs_list)} score arrays, {len(lengths)} lengths and "
                          f"{len(references)} references: one of each per utterance is needed")
-    base = BeamSearchDecoder(lm_path, beam_width=beam_width, vocabulary_path=vocabulary_path)
+    base = BeamSearchDecoder(lm_path, beam_width=beam_width, vocabulary_path=vocabulary_path, alphabet=alphabet)
     grid = [(alpha, beta) for alpha in alphas for beta in betas]
     echo(f"grid search over {len(grid)} (alpha, beta) pairs, {len(references)} utterances, "
          f"beam width {beam_width}; WER and CER pooled over the corpus")

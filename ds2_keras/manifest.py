@@ -1,6 +1,8 @@
 """The manifest contract: one CSV row per utterance, readable and editable with pandas.
 
-Columns: audio_path, transcript_path (absolute), text (normalized), duration (seconds).
+Columns: audio_path, transcript_path (absolute), text (normalized), duration (seconds) and
+language (the code whose normalization the text had, `en` when the column is absent, as in
+every manifest written before languages were recorded).
 Readers also accept what neon DS2 users already have: the aeon TSV (`@FILE\tFILE` header,
 audio and transcript paths) and the older header-less two-column CSV. Manifests joined with
 plain `cat` load as one (repeated header lines are dropped).
@@ -13,12 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .alphabet import UnmappableTextError, normalize_text
+from .alphabet import ENGLISH, UnmappableTextError, normalize_text
 from .audio import AudioError, audio_info
 from .errors import DS2Error
 from .fileio import atomic_path
 
-COLUMNS = ["audio_path", "transcript_path", "text", "duration"]
+COLUMNS = ["audio_path", "transcript_path", "text", "duration", "language"]
+REQUIRED_COLUMNS = COLUMNS[:4]
 SEED_HEADER = "@FILE"
 
 
@@ -28,9 +31,11 @@ class ManifestError(DS2Error):
 
 def write_manifest(rows: pd.DataFrame, path: str | Path) -> Path:
     """Write atomically so an interrupted ingest never leaves a half-written manifest."""
-    missing = set(COLUMNS) - set(rows.columns)
+    missing = set(REQUIRED_COLUMNS) - set(rows.columns)
     if missing:
         raise ValueError(f"manifest rows lack columns {sorted(missing)}")
+    if "language" not in rows.columns:
+        rows = rows.assign(language=ENGLISH)
     path = Path(path).absolute()
     with atomic_path(path) as temporary:
         rows[COLUMNS].to_csv(temporary, index=False, float_format="%.4f")
@@ -61,24 +66,28 @@ def _read_ds2_csv(path: Path, lines: list[str]) -> pd.DataFrame:
     header = lines[0]
     body = [header] + [line for line in lines[1:] if line != header]
     try:
-        frame = pd.read_csv(StringIO("\n".join(body)), dtype={"text": str}, keep_default_na=False)
+        frame = pd.read_csv(StringIO("\n".join(body)), dtype={"text": str, "language": str}, keep_default_na=False)
     except pd.errors.ParserError as error:
         raise ManifestError(f"{path}: malformed CSV ({error})") from None
-    missing = set(COLUMNS) - set(frame.columns)
+    missing = set(REQUIRED_COLUMNS) - set(frame.columns)
     if missing:
         raise ManifestError(f"{path}: missing columns {sorted(missing)}")
+    if "language" not in frame.columns:
+        frame["language"] = ENGLISH
+    frame["language"] = frame["language"].astype(str).replace("", ENGLISH)
     frame["duration"] = pd.to_numeric(frame["duration"], errors="coerce")
     bad = frame.index[frame["duration"].isna()]
     if len(bad):
         raise ManifestError(f"{path}: line {bad[0] + 2}: duration is not a number")
-    frame["text"] = [_normalized(path, line, text) for line, text in enumerate(frame["text"], start=2)]
+    frame["text"] = [_normalized(path, line, text, language)
+                     for line, (text, language) in enumerate(zip(frame["text"], frame["language"]), start=2)]
     return frame[COLUMNS].reset_index(drop=True)
 
 
-def _normalized(path: Path, line: int, text: str) -> str:
+def _normalized(path: Path, line: int, text: str, language: str) -> str:
     """Text as the alphabet needs it: hand-edited rows ("Hello, 3 cats") are normalized here."""
     try:
-        return normalize_text(text)
+        return normalize_text(text, language)
     except UnmappableTextError as error:
         raise ManifestError(f"{path}: line {line}: {error}") from None
 
@@ -96,7 +105,7 @@ def _from_path_pairs(path: Path, pairs: list[list[str]]) -> pd.DataFrame:
             duration = audio_info(audio).duration
         except (OSError, UnmappableTextError, AudioError) as error:
             raise ManifestError(f"{path}: row {number}: {error}") from None
-        rows.append((audio, transcript, text, duration))
+        rows.append((audio, transcript, text, duration, ENGLISH))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -2,7 +2,7 @@
 
 Inputs are waveforms [batch, samples] at the config's sample rate, their lengths in samples and,
 in training, `augment_seed` (each example's position in the run, which seeds augmentation);
-outputs are per-frame logits over the 29 symbols and the logit lengths. Feature extraction and
+outputs are per-frame logits over the alphabet's symbols (config.alphabet) and the logit lengths. Feature extraction and
 augmentation are the model's first layers (features.py, augment.py), so they run on the
 accelerator and every use of the model computes features the same way. Every layer respects the lengths
 (explicit symmetric padding instead of "same", masks after each convolution, masked RNNs), so
@@ -15,10 +15,11 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from .alphabet import BLANK_INDEX, NUM_CLASSES
+from .alphabet import BLANK_INDEX, Alphabet
 from .augment import SpecAugment, WaveformNoise
 from .config import DS2Config
 from .distribute import cluster_workers
+from .errors import DS2Error
 from .features import LogSpectrogram, UtteranceNormalization
 from .frames import strided
 
@@ -151,7 +152,7 @@ def _build_graph(config: DS2Config):
         x = _recurrent_block(x, mask, lengths, config, index)
     if config.lookahead and not config.bidirectional:
         x = _lookahead(x, lengths, config)
-    logits = layers.Dense(NUM_CLASSES, dtype="float32", name="logits")(x)
+    logits = layers.Dense(config.output_alphabet.num_classes, dtype="float32", name="logits")(x)
     return {"waveforms": waveforms, "lengths": sample_lengths, "augment_seed": augment_seed}, [logits, lengths]
 
 
@@ -170,11 +171,17 @@ class DS2Model(keras.Model):
         super().__init__(inputs=inputs, outputs=outputs, name=kwargs.pop("name", f"ds2_{config.preset}"), **kwargs)
         self.ds2_config = config
         self.progress = progress or {"epoch": 0, "step": 0, "history": {}}
+        for layer in frozen_layers(self, config.freeze):
+            layer.trainable = False
         self.nonfinite_losses = keras.metrics.Sum(name="nonfinite_losses")
         self.nonfinite_steps = keras.metrics.Sum(name="nonfinite_steps")  # skipped, see train_step
 
     def get_config(self):
         return {"ds2_config": self.ds2_config.to_dict(), "progress": self.progress, "name": self.name}
+
+    @property
+    def alphabet(self) -> Alphabet:
+        return self.ds2_config.output_alphabet
 
     def logits(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor]:
         """Inference: (logits [batch, frames, classes], logit lengths) for zero-padded waveforms."""
@@ -299,3 +306,17 @@ def ctc_loss(labels, label_lengths, logits, logit_lengths):
 
 def build_model(config: DS2Config) -> DS2Model:
     return DS2Model(config)
+
+
+class FreezeError(DS2Error):
+    """A --freeze prefix that names no layer with weights."""
+
+
+def frozen_layers(model: keras.Model, prefixes: tuple[str, ...]) -> list[keras.layers.Layer]:
+    """The layers with weights whose names start with one of `prefixes` (fit --freeze)."""
+    weighted = [layer for layer in model.layers if layer.weights]
+    for prefix in prefixes:
+        if not any(layer.name.startswith(prefix) for layer in weighted):
+            names = ", ".join(layer.name for layer in weighted)
+            raise FreezeError(f"--freeze {prefix}: no layer with weights is named so; the model's are {names}")
+    return [layer for layer in weighted if layer.name.startswith(tuple(prefixes))]

@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from rapidfuzz.distance import Levenshtein
 from scipy.special import log_softmax
 
-from .alphabet import BLANK_INDEX, CHARACTERS, SYMBOLS, encode
+from .alphabet import BLANK, ENGLISH_ALPHABET, ENGLISH_CHARACTERS, Alphabet
 from .config import DS2Config
 from .decoding import greedy_decode
 from .fileio import atomic_path
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # evaluate imports Keras; the error plots need neither it nor
     from .evaluate import Evaluation
 
 # Readable tick labels for symbols that are invisible or ambiguous when printed.
-_SHOWN = {" ": "␣", SYMBOLS[BLANK_INDEX]: "blank"}
+_SHOWN = {" ": "␣", BLANK: "blank"}
 _NOTHING = "∅"  # the missing side of an insertion or deletion
 _WRAP = 100  # characters per line of a transcript shown in a title
 
@@ -79,25 +79,26 @@ def error_rate_by_length(durations: Sequence[float], character_errors: ErrorRate
     return figure
 
 
-def confusion_counts(references: Sequence[str], predictions: Sequence[str]) -> np.ndarray:
-    """[29, 29] counts of reference character (row) -> predicted character (column).
+def confusion_counts(references: Sequence[str], predictions: Sequence[str],
+                     characters: str = ENGLISH_CHARACTERS) -> np.ndarray:
+    """[C + 1, C + 1] counts of reference character (row) -> predicted character (column).
 
-    Rows and columns follow CHARACTERS, plus a last index for "nothing": the last column counts
+    Rows and columns follow `characters`, plus a last index for "nothing": the last column counts
     deletions, the last row insertions, the diagonal correct characters. The alignment is a
     minimum-edit-distance one (rapidfuzz), the same that CER counts.
     """
     if len(references) != len(predictions):
         raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
-    nothing = len(CHARACTERS)
+    nothing = len(characters)
+    index = {character: i for i, character in enumerate(characters)}
     counts = np.zeros((nothing + 1, nothing + 1), dtype=np.int64)
     for reference, prediction in zip(references, predictions):
-        unknown = set(reference + prediction) - set(CHARACTERS)
+        unknown = set(reference + prediction) - set(characters)
         if unknown:
             raise ValueError(f"characters outside the alphabet: {sorted(unknown)} in {reference!r} / {prediction!r}")
         for tag, ref_start, ref_end, pred_start, pred_end in Levenshtein.opcodes(reference, prediction):
-            # Label ids are SYMBOLS positions, counting from 1 (the blank is 0): minus 1 gives CHARACTERS.
-            ref_ids = encode(reference[ref_start:ref_end]) - 1
-            pred_ids = encode(prediction[pred_start:pred_end]) - 1
+            ref_ids = np.array([index[ch] for ch in reference[ref_start:ref_end]], dtype=np.int64)
+            pred_ids = np.array([index[ch] for ch in prediction[pred_start:pred_end]], dtype=np.int64)
             if tag in ("equal", "replace"):
                 np.add.at(counts, (ref_ids, pred_ids), 1)
             elif tag == "delete":
@@ -107,19 +108,22 @@ def confusion_counts(references: Sequence[str], predictions: Sequence[str]) -> n
     return counts
 
 
-def character_confusion(references: Sequence[str], predictions: Sequence[str]) -> Figure:
+def character_confusion(references: Sequence[str], predictions: Sequence[str],
+                        alphabet: Alphabet = ENGLISH_ALPHABET) -> Figure:
     """Substitutions, deletions and insertions per character, and each character's error rate.
 
     Correct characters (the diagonal) are left blank so the errors stand out; the side bars say
-    how often each reference character is lost or mistaken.
+    how often each reference character is lost or mistaken. Rows follow the model's alphabet,
+    then any reference characters it cannot output.
     """
-    counts = confusion_counts(references, predictions)
-    nothing = len(CHARACTERS)
+    characters = alphabet.characters + "".join(sorted(set("".join(references)) - set(alphabet.characters)))
+    counts = confusion_counts(references, predictions, characters)
+    nothing = len(characters)
     errors = counts.copy()
     np.fill_diagonal(errors, 0)
     substitutions = int(errors[:nothing, :nothing].sum())
     deletions, insertions = int(errors[:nothing, nothing].sum()), int(errors[nothing, :nothing].sum())
-    labels = [_label(c) for c in CHARACTERS] + [_NOTHING]
+    labels = [_label(c) for c in characters] + [_NOTHING]
 
     figure = Figure(figsize=(11, 9.5), layout="constrained")
     grid = figure.add_gridspec(2, 2, width_ratios=[5, 1.2], height_ratios=[25, 1])
@@ -218,16 +222,17 @@ def waveform_and_spectrogram(samples: np.ndarray, config: DS2Config, title: str 
     return figure
 
 
-def ctc_posteriors(logits: np.ndarray, reference: str | None = None) -> Figure:
-    """One utterance's per-frame symbol probabilities [frames, 29] with the greedy path on top.
+def ctc_posteriors(logits: np.ndarray, reference: str | None = None, alphabet: Alphabet = ENGLISH_ALPHABET) -> Figure:
+    """One utterance's per-frame symbol probabilities [frames, classes] with the greedy path on top.
 
     A trained model's posteriors are mostly blank with a sharp spike per character; the greedy
     path (argmax per frame) is what greedy decoding collapses into the transcript in the title.
     """
     log_probs = log_softmax(np.asarray(logits, dtype=np.float32), axis=-1)
-    if log_probs.ndim != 2 or log_probs.shape[1] != len(SYMBOLS):
-        raise ValueError(f"expected one utterance's [frames, {len(SYMBOLS)}] scores, got shape {log_probs.shape}")
-    hypothesis = greedy_decode(log_probs[None])[0]
+    symbols = alphabet.symbols
+    if log_probs.ndim != 2 or log_probs.shape[1] != len(symbols):
+        raise ValueError(f"expected one utterance's [frames, {len(symbols)}] scores, got shape {log_probs.shape}")
+    hypothesis = greedy_decode(log_probs[None], alphabet=alphabet)[0]
     best = log_probs.argmax(axis=-1)
     frames = np.arange(len(best))
 
@@ -235,7 +240,7 @@ def ctc_posteriors(logits: np.ndarray, reference: str | None = None) -> Figure:
     axes = figure.subplots()
     image = axes.imshow(np.exp(log_probs).T, aspect="auto", cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
     axes.plot(frames, best, color="tab:red", ls="none", marker="o", ms=3, label="greedy path (argmax per frame)")
-    axes.set_yticks(np.arange(len(SYMBOLS)), [_label(s) for s in SYMBOLS], fontsize="small")
+    axes.set_yticks(np.arange(len(symbols)), [_label(s) for s in symbols], fontsize="small")
     axes.set_xlabel("output frame")
     axes.set_ylabel("symbol")
     figure.legend(loc="outside lower center", fontsize="small")
@@ -259,6 +264,7 @@ def save_evaluation_plots(evaluation: Evaluation, plots_dir: str | Path) -> list
     figures = {
         "error_rate_by_length.png": error_rate_by_length(
             evaluation.durations, evaluation.character_errors, evaluation.word_errors),
-        "character_confusion.png": character_confusion(evaluation.references, evaluation.predictions),
+        "character_confusion.png": character_confusion(evaluation.references, evaluation.predictions,
+                                                       evaluation.alphabet),
     }
     return [save_figure(figure, plots_dir / name) for name, figure in figures.items()]

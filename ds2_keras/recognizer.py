@@ -26,7 +26,7 @@ def recognizer(model: DS2Model) -> tf.Module:
     [batch] valid samples. Returns decoding.greedy_outputs_tf's tensors ("transcripts" string
     [batch], "scores" float32 [batch], and words.WORD_OUTPUTS: "words" string [batch, max_words],
     "word_starts", "word_ends", "word_confidences" float32 [batch, max_words], "word_counts"
-    int32 [batch]) plus "logits" [batch, frames, 29] and "logit_lengths" int32 [batch]. The
+    int32 [batch]) plus "logits" [batch, frames, classes] and "logit_lengths" int32 [batch]. The
     module tracks the model, so it can be saved as is.
     """
     import tensorflow as tf
@@ -40,7 +40,7 @@ def recognizer(model: DS2Model) -> tf.Module:
     def recognize(waveforms: tf.Tensor, lengths: tf.Tensor) -> dict[str, tf.Tensor]:
         waveforms, lengths = check_serving_inputs(waveforms, lengths)
         logits, logit_lengths = model.logits(waveforms, lengths)
-        return {**greedy_outputs_tf(logits, logit_lengths, frame_seconds), "logits": logits,
+        return {**greedy_outputs_tf(logits, logit_lengths, frame_seconds, model.alphabet), "logits": logits,
                 "logit_lengths": logit_lengths}
 
     module = tf.Module(name="ds2_recognizer")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, BinaryIO, Iterator
 import numpy as np
 import tensorflow as tf
 
-from .alphabet import BLANK_INDEX, NUM_CLASSES, SYMBOLS
+from .alphabet import BLANK_INDEX, Alphabet
 from .decoding import greedy_hypotheses
 from .errors import DS2Error
 from .frames import analysis_frames, output_frame_seconds, samples_spanned
@@ -108,7 +108,8 @@ class StreamingRecognizer(tf.Module):
             x, new["lookahead"] = self._lookahead(state["lookahead"], x, state["rnn_frames"], final)
         logits = self.model.get_layer("logits")(x)
         new["frames"] = state["frames"] + tf.shape(logits)[1]
-        new["transcript"], new["last_token"] = _extend_greedy(state["transcript"], state["last_token"], logits)
+        new["transcript"], new["last_token"] = _extend_greedy(state["transcript"], state["last_token"], logits,
+                                                              self.model.alphabet)
         return new, logits
 
     def _frames(self, samples: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -168,12 +169,13 @@ class StreamingRecognizer(tf.Module):
         return self.model.get_layer("lookahead_relu")(outputs[:, before_start:]), frames[:, -lookahead:]
 
 
-def _extend_greedy(transcript: tf.Tensor, last_token: tf.Tensor, logits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def _extend_greedy(transcript: tf.Tensor, last_token: tf.Tensor, logits: tf.Tensor, alphabet: Alphabet
+                   ) -> tuple[tf.Tensor, tf.Tensor]:
     """Greedy decoding continued over new frames: repeats collapse across chunk boundaries."""
     best = tf.argmax(logits, axis=-1, output_type=tf.int32)
     path = tf.concat([last_token[:, None], best], axis=1)
     keep = tf.not_equal(path[:, 1:], path[:, :-1]) & tf.not_equal(path[:, 1:], BLANK_INDEX)
-    characters = tf.gather(tf.constant(list(SYMBOLS)), tf.ragged.boolean_mask(best, keep))
+    characters = tf.gather(tf.constant(list(alphabet.symbols)), tf.ragged.boolean_mask(best, keep))
     return transcript + tf.strings.reduce_join(characters, axis=-1), path[:, -1]
 
 
@@ -215,7 +217,7 @@ class Streamer:
         self.recognizer = model if isinstance(model, StreamingRecognizer) else StreamingRecognizer(model)
         self.state = self.recognizer.initial_state(1)
         self._frame_seconds = output_frame_seconds(self.recognizer.config)
-        self.log_probs = np.zeros((0, NUM_CLASSES), np.float32)
+        self.log_probs = np.zeros((0, self.recognizer.model.alphabet.num_classes), np.float32)
         self.finished = False
 
     def feed(self, chunk: np.ndarray, final: bool = False) -> Hypothesis:
@@ -225,7 +227,8 @@ class Streamer:
         self.state, logits = self.recognizer.traced_step(tf.constant(audio), self.state, tf.constant(final))
         self.log_probs = np.concatenate([self.log_probs, tf.nn.log_softmax(logits[0]).numpy()])
         self.finished = final
-        return greedy_hypotheses(self.log_probs[None], frame_seconds=self._frame_seconds)[0]
+        return greedy_hypotheses(self.log_probs[None], frame_seconds=self._frame_seconds,
+                                 alphabet=self.recognizer.model.alphabet)[0]
 
     def finish(self) -> Hypothesis:
         return self.feed(np.zeros(0, np.float32), final=True)

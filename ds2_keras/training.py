@@ -3,6 +3,9 @@
 Resume semantics follow the neon seed ("train to 16 epochs, then to 20"): the model file
 carries the epoch and step it reached, its optimizer state and schedule; fitting continues
 from there to the new total. A killed run resumes mid-epoch from its last checkpoint.
+
+A new run starts from random weights, or from another model's (`init_from`, finetune.py). Its
+first fit chooses the alphabet and language from the training manifests (choose_alphabet).
 """
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
+from .alphabet import Alphabet
 from .checkpoints import BEST_FILENAME, HISTORY_FILENAME, MODEL_FILENAME, Checkpointer, load_model_file
 from .config import DS2Config
 from .data import (
@@ -22,6 +27,7 @@ from .data import (
 )
 from .distribute import choose_strategy, is_chief
 from .errors import DS2Error
+from .finetune import init_config, transfer_weights
 from .fileio import make_directory, remove_stale_temporaries, reporting_tensorflow_errors
 from .locks import exclusive_use
 from .manifest import read_manifests
@@ -61,6 +67,9 @@ class FitRequest:
     verbose: int | str = "auto"
     callbacks: list[keras.callbacks.Callback] = field(default_factory=list)  # library users' own, run last
     max_minutes: float | None = None  # wall-clock budget: stop, validate and save when it runs out
+    init_from: Path | None = None  # a new run starting from this model's weights (finetune.py)
+    chosen_fields: frozenset[str] = frozenset()  # of `config`, what --init-from applies over the model's
+    alphabet_file: Path | None = None  # the new run's alphabet (default: the training transcripts' characters)
 
 
 def configure_precision(config: DS2Config) -> None:
@@ -69,14 +78,15 @@ def configure_precision(config: DS2Config) -> None:
 
 def _restore(request: FitRequest) -> DS2Model | None:
     """The model to resume: the output directory's own checkpoint (newest: a restarted command must
-    not fall back to --model-file), else --model-file; --fresh ignores the output directory."""
+    not fall back to --model-file or start --init-from again), else --model-file; --fresh ignores
+    the output directory."""
     checkpoint = request.output_dir / MODEL_FILENAME
     source = checkpoint if checkpoint.exists() and not request.fresh else request.model_file
     if source is None:
         return None
     model = load_model_file(source)
     print(f"resuming from {source}: epoch {model.progress['epoch']}, step {model.progress['step']} "
-          f"(with the config saved in it; --preset/--set apply to new models only)")
+          f"(with the config saved in it; --preset/--set/--freeze apply to new runs only)")
     return model
 
 
@@ -123,12 +133,59 @@ def adapt_normalization(model: DS2Model, utterances: Utterances, batch_size: int
     print(f"feature statistics from {len(sample)} training utterances")
 
 
-def load_split(manifests: list[Path], config: DS2Config, name: str) -> Utterances:
-    utterances = select_utterances(read_manifests(manifests), config)
+def load_split(rows: pd.DataFrame, manifests: list[Path], config: DS2Config, name: str) -> Utterances:
+    utterances = select_utterances(rows, config)
     print(utterances.report(name))
     if not len(utterances):
         raise DS2Error(f"no usable utterances in {name} manifests {[str(m) for m in manifests]}")
     return utterances
+
+
+def choose_alphabet(rows: pd.DataFrame, alphabet_file: Path | None) -> tuple[str, Alphabet]:
+    """A new run's (language, alphabet): the manifests' language(s), and the --alphabet file or
+    else every character of the training transcripts (English: the seed's whole alphabet)."""
+    language = "+".join(sorted(set(rows["language"])))
+    if alphabet_file is not None:
+        return language, Alphabet.read(alphabet_file)
+    return language, Alphabet.of(set().union(*map(set, rows["text"])), language)
+
+
+def new_run_config(request: FitRequest, rows: pd.DataFrame, source: DS2Model | None) -> DS2Config:
+    """The config of a run's first fit: the request's (over the source model's, with --init-from),
+    with the language and alphabet of its training data."""
+    config = request.config
+    if source is not None:
+        config = init_config(source.ds2_config, config, request.chosen_fields, request.init_from)
+    language, alphabet = choose_alphabet(rows, request.alphabet_file)
+    config = config.replace(language=language, alphabet=alphabet.characters)
+    origin = f"--alphabet {request.alphabet_file}" if request.alphabet_file else "the training transcripts"
+    print(f"alphabet: {alphabet.describe()}, from {origin} (language {language})")
+    return config
+
+
+def _new_model(request: FitRequest, config: DS2Config, train: Utterances, steps: int,
+               source: DS2Model | None) -> DS2Model:
+    """A new run's model, from random weights or the source's (--init-from); says which, and what is frozen."""
+    model = build_model_for_training(config, steps)
+    kept = transfer_weights(source, model) if source is not None else ""
+    if config.streaming and source is None:  # a source brings the statistics its weights were trained with
+        adapt_normalization(model, train, request.batch_size)
+    print(_start_line(request, source, kept))
+    if config.freeze:
+        frozen = [layer.name for layer in model.layers if layer.weights and not layer.trainable]
+        print(f"frozen (--freeze {' '.join(config.freeze)}): {', '.join(frozen)}")
+    return model
+
+
+def _start_line(request: FitRequest, source: DS2Model | None, kept: str) -> str:
+    """What a new run starts from, in one line."""
+    if source is not None:
+        progress = source.progress
+        return (f"starting a new run from the weights of {request.init_from} (trained {progress['epoch']} epochs"
+                f"{', ' + str(progress['step']) + ' steps into the next' if progress['step'] else ''}): epoch 0, "
+                f"a new optimizer and schedule; {kept}")
+    ignored = f" (--fresh: {request.output_dir / MODEL_FILENAME} is ignored)" if request.fresh else ""
+    return f"starting a new run from random weights{ignored}"
 
 
 def fit(request: FitRequest) -> DS2Model:
@@ -150,22 +207,23 @@ def _fit(request: FitRequest) -> DS2Model:
         raise DS2Error(f"batch size {request.batch_size} must be a multiple of the {replicas} replicas")
     with strategy.scope():
         model = _restore(request)
+        source = load_model_file(request.init_from, compile=False) if model is None and request.init_from else None
+        rows = read_manifests(request.train_manifests)
         # A resumed model brings its own config; it decides which utterances can train.
-        config = request.config if model is None else model.ds2_config
-        train = load_split(request.train_manifests, config, "train")
+        config = new_run_config(request, rows, source) if model is None else model.ds2_config
+        train = load_split(rows, request.train_manifests, config, "train")
         if request.cache:
             check_cache_fits(train, config)
         steps = batches_per_epoch(train, request.batch_size)
         if model is None:
-            model = build_model_for_training(config, steps)
-            if config.streaming:
-                adapt_normalization(model, train, request.batch_size)
+            model = _new_model(request, config, train, steps, source)
         _check_resumable(model, request.batch_size, steps)
         model.progress = {**model.progress, "batch_size": request.batch_size, "steps_per_epoch": steps}
     if is_chief():
         config.save(request.output_dir / CONFIG_FILENAME)
     # Validation scores every row, as `ds2 evaluate` does, so the two figures agree.
-    val = evaluation_utterances(read_manifests(request.val_manifests)) if request.val_manifests else None
+    val = (evaluation_utterances(read_manifests(request.val_manifests), config.output_alphabet)
+           if request.val_manifests else None)
     if val is not None:
         print(val.report("val"))
     epoch = model.progress["epoch"]

@@ -93,13 +93,13 @@ def vtt_text(hypothesis: Hypothesis) -> str:
 # What a file holds, and what is printed instead when there is no --output-dir.
 _FILE_TEXT: dict[str, Callable[[str | Path, Hypothesis], str]] = {
     "txt": lambda audio, hypothesis: hypothesis.text + "\n",
-    "json": lambda audio, hypothesis: json.dumps(transcript_record(audio, hypothesis), indent=1) + "\n",
+    "json": lambda audio, hypothesis: json.dumps(transcript_record(audio, hypothesis), indent=1, ensure_ascii=False) + "\n",
     "srt": lambda audio, hypothesis: srt_text(hypothesis),
     "vtt": lambda audio, hypothesis: vtt_text(hypothesis),
 }
 _PRINTED_TEXT: dict[str, Callable[[str | Path, Hypothesis], str]] = {
     "txt": lambda audio, hypothesis: f"{audio}\t{hypothesis.text}",  # the seed's FILE<TAB>text lines
-    "json": lambda audio, hypothesis: json.dumps(transcript_record(audio, hypothesis)),  # JSON Lines
+    "json": lambda audio, hypothesis: json.dumps(transcript_record(audio, hypothesis), ensure_ascii=False),  # JSON Lines
     "srt": lambda audio, hypothesis: srt_text(hypothesis).rstrip("\n"),
     "vtt": lambda audio, hypothesis: vtt_text(hypothesis).rstrip("\n"),
 }

@@ -21,7 +21,7 @@ class ValidationCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         result = run_inference(self.model, self.utterances, self.batch_size, progress=False)
         references = self.utterances.rows["text"].to_numpy()[result.indices].tolist()
-        predictions = greedy_decode_utterances(result.logits)
+        predictions = greedy_decode_utterances(result.logits, self.model.alphabet)
         error = cer(references, predictions)
         if logs is not None:
             logs["val_loss"] = result.mean_loss

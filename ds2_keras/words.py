@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from .alphabet import BLANK_INDEX, SPACE_INDEX, SYMBOLS
+from .alphabet import BLANK_INDEX, Alphabet
 from .frames import frame_span_seconds
 
 if TYPE_CHECKING:
@@ -68,12 +68,13 @@ class Hypothesis:
             for w in self.words))
 
 
-def words_from_paths(paths, log_probs, lengths, frame_seconds) -> dict[str, tf.Tensor]:
+def words_from_paths(paths, log_probs, lengths, frame_seconds, alphabet: Alphabet) -> dict[str, tf.Tensor]:
     """The words of a batch of CTC paths, as TF ops (graph or eager), in dense padded tensors.
 
-    paths: int [B, T], the symbol chosen at each frame; log_probs: float [B, T, 29] scores the
-    paths were chosen from (logits or log-probabilities: they are log-softmaxed here); lengths:
-    int [B] valid frames (later frames are ignored); frame_seconds: output_frame_seconds(config).
+    paths: int [B, T], the symbol chosen at each frame (an index of `alphabet.symbols`);
+    log_probs: float [B, T, classes] scores the paths were chosen from (logits or
+    log-probabilities: they are log-softmaxed here); lengths: int [B] valid frames (later frames
+    are ignored); frame_seconds: output_frame_seconds(config).
     Returns WORD_OUTPUTS: words string [B, W] (padded with ""), word_starts, word_ends,
     word_confidences float32 [B, W] (padded with 0), word_counts int32 [B]; W is the most words
     in any row, so the tensors are rectangular, as TF Serving's JSON needs.
@@ -100,12 +101,12 @@ def words_from_paths(paths, log_probs, lengths, frame_seconds) -> dict[str, tf.T
     peak = tf.math.unsorted_segment_max(tf.boolean_mask(chosen, emitting), emission, emissions)
 
     # Words: runs of letter emissions within a row, split by space emissions.
-    letter = tf.not_equal(symbol, SPACE_INDEX)
+    letter = tf.not_equal(symbol, alphabet.space_index)
     follows_letter = tf.pad(letter[:-1] & tf.equal(emission_row[1:], emission_row[:-1]), [[1, 0]])
     opens_word = letter & ~follows_letter
     word = tf.boolean_mask(tf.cumsum(tf.cast(opens_word, tf.int32)) - 1, letter)
     words = tf.reduce_sum(tf.cast(opens_word, tf.int32))
-    characters = tf.gather(tf.constant(list(SYMBOLS)), tf.boolean_mask(symbol, letter))
+    characters = tf.gather(tf.constant(list(alphabet.symbols)), tf.boolean_mask(symbol, letter))
     starts, ends = frame_span_seconds(
         tf.cast(tf.boolean_mask(first, opens_word), tf.float32),
         tf.cast(tf.math.unsorted_segment_max(tf.boolean_mask(last, letter), word, words), tf.float32),
@@ -123,18 +124,18 @@ def words_from_paths(paths, log_probs, lengths, frame_seconds) -> dict[str, tf.T
 
 
 @functools.cache
-def _traced_words_from_paths():
+def _traced_words_from_paths(alphabet: Alphabet):
     import tensorflow as tf
 
-    return tf.function(words_from_paths, input_signature=[
-        tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None, len(SYMBOLS)], tf.float32),
+    return tf.function(functools.partial(words_from_paths, alphabet=alphabet), input_signature=[
+        tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None, alphabet.num_classes], tf.float32),
         tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.float32)])
 
 
 def word_outputs(paths: np.ndarray, log_probs: np.ndarray, lengths: np.ndarray,
-                 frame_seconds: float) -> dict[str, np.ndarray]:
-    """words_from_paths on numpy input, traced once (a graph call, not dozens of eager ops)."""
-    outputs = _traced_words_from_paths()(np.asarray(paths, np.int32), np.asarray(log_probs, np.float32),
+                 frame_seconds: float, alphabet: Alphabet) -> dict[str, np.ndarray]:
+    """words_from_paths on numpy input, traced once per alphabet (a graph call, not dozens of eager ops)."""
+    outputs = _traced_words_from_paths(alphabet)(np.asarray(paths, np.int32), np.asarray(log_probs, np.float32),
                                          np.asarray(lengths, np.int32), np.float32(frame_seconds))
     return {name: value.numpy() for name, value in outputs.items()}
 

@@ -37,6 +37,10 @@ def corpus_arguments(command: Callable) -> Callable:
     return command
 
 
+def language_option(default: str | None, help: str) -> Callable:
+    return click.option("--language", default=default, show_default=default is not None, metavar="CODE", help=help)
+
+
 def echo_summary(summary: IngestSummary) -> None:
     click.echo(summary.format())
 
@@ -63,16 +67,20 @@ def ljspeech(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: boo
 @ingest.command()
 @corpus_arguments
 @click.option("--split", default="train", show_default=True, help="Which <split>.tsv to ingest.")
-def commonvoice(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool, split: str) -> None:
+@language_option(None, "The sentences' language, which picks the text normalization [default: the directory's "
+                       "name, Common Voice's locale: es, de, ...].")
+def commonvoice(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool, split: str,
+                language: str | None) -> None:
     """Common Voice: a language directory holding <split>.tsv and clips/."""
-    echo_summary(ingest_commonvoice(src_dir, transcripts_dir, manifest, split, progress, verify))
+    echo_summary(ingest_commonvoice(src_dir, transcripts_dir, manifest, split, progress, verify, language))
 
 
 @ingest.command()
 @corpus_arguments
-def folder(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool) -> None:
+@language_option("en", "The transcripts' language (a code such as en, es, de), which picks the text normalization.")
+def folder(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool, language: str) -> None:
     """Any tree of .wav/.flac/.mp3/.ogg/.sph files, each with a same-named .txt transcript."""
-    echo_summary(ingest_folder(src_dir, transcripts_dir, manifest, progress, verify))
+    echo_summary(ingest_folder(src_dir, transcripts_dir, manifest, progress, verify, language))
 
 
 @ingest.command()

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 import click
 import pandas as pd
 
-from ds2_keras.alphabet import UnmappableTextError, normalize_text
+from ds2_keras.alphabet import ENGLISH, UnmappableTextError, normalize_text
 from ds2_keras.audio import SAMPLE_RATE, AudioError, AudioInfo, audio_info, verify_audio
 from ds2_keras.errors import FileError
 from ds2_keras.fileio import atomic_write_text, check_writable, make_directory, os_cause, os_error_path
@@ -85,6 +85,7 @@ class IngestSummary:
     utterances: int
     seconds: float
     skips: list[Skip] = field(default_factory=list)
+    language: str = ENGLISH  # whose normalization the transcripts had
 
     @property
     def hours(self) -> float:
@@ -99,7 +100,7 @@ class IngestSummary:
         """The report printed after an ingest; lists the first skipped files of each cause."""
         lines = [
             f"wrote {self.utterances} utterances, {self.hours:.2f} hours ({self.seconds / 60:.1f} minutes)"
-            f" to {self.manifest}",
+            f" to {self.manifest}, text normalized as language {self.language}",
             f"skipped {len(self.skips)} items" + (":" if self.skips else ""),
         ]
         for cause, count in sorted(self.skipped.items(), key=lambda item: (-item[1], item[0])):
@@ -135,6 +136,7 @@ def ingest_corpus(
     show_progress: bool = True,
     check_audio: AudioCheck | None = None,
     verify: bool = False,
+    language: str = ENGLISH,
 ) -> IngestSummary:
     """Validate every enumerated utterance, write its transcript, then the manifest atomically.
 
@@ -142,20 +144,21 @@ def ingest_corpus(
     (verify_audio), which finds truncated or NaN-holding audio that a header check passes.
     The manifest is written only after the whole corpus went through, so an exception midway
     leaves no manifest (or the previous one, untouched). Outputs the OS refuses fail before
-    the work, as one-line OutputErrors; transcripts are written atomically too.
+    the work, as one-line OutputErrors; transcripts are written atomically too. Transcripts
+    are normalized by `language`'s rules, which the manifest records.
     """
     source_dir = Path(source_dir)
     items = _enumerate(source_dir, enumerate_corpus)
     transcripts_dir = make_directory(_absolute(transcripts_dir))
     check_writable(manifest_path)
-    rows: list[tuple[str, str, str, float]] = []
+    rows: list[tuple[str, str, str, float, str]] = []
     skips: list[Skip] = []
     written: set[str] = set()
     audio = _in_parallel(partial(_inspect_audio, check_audio=check_audio, decode=verify), items)
     label = f"{'decoding and ingesting' if verify else 'ingesting'} {source_dir}"
     with contextlib.closing(audio), _progress(zip(items, audio), len(items), label, show_progress) as bar:
         for item, header in bar:
-            outcome = item if isinstance(item, Skip) else _validate(item, header, written)
+            outcome = item if isinstance(item, Skip) else _validate(item, header, written, language)
             if isinstance(outcome, Skip):
                 skips.append(outcome)
                 continue
@@ -163,12 +166,13 @@ def ingest_corpus(
             transcript = transcripts_dir / f"{item.uid}.txt"
             atomic_write_text(transcript, text)
             written.add(item.uid)
-            rows.append((str(_absolute(item.audio_path)), str(transcript), text, info.duration))
+            rows.append((str(_absolute(item.audio_path)), str(transcript), text, info.duration, language))
     if not rows:
         counts = ", ".join(f"{count} {cause}" for cause, count in Counter(s.cause for s in skips).items())
         raise IngestError(source_dir, f"no usable utterances (skipped: {counts})")
     path = write_manifest(pd.DataFrame(rows, columns=COLUMNS), manifest_path)
-    return IngestSummary(manifest=path, utterances=len(rows), seconds=sum(r[3] for r in rows), skips=skips)
+    return IngestSummary(manifest=path, utterances=len(rows), seconds=sum(r[3] for r in rows), skips=skips,
+                         language=language)
 
 
 def _enumerate(source_dir: Path, enumerate_corpus: Recipe) -> list[Utterance | Skip]:
@@ -200,7 +204,8 @@ def _inspect_audio(item: Utterance | Skip, check_audio: AudioCheck | None, decod
     return info
 
 
-def _validate(item: Utterance, audio: Skip | AudioInfo, written: set[str]) -> Skip | tuple[str, AudioInfo]:
+def _validate(item: Utterance, audio: Skip | AudioInfo, written: set[str], language: str
+              ) -> Skip | tuple[str, AudioInfo]:
     """The normalized text and audio header of a usable utterance, or why it is skipped."""
     if item.uid in ("", ".", "..") or Path(item.uid).name != item.uid or len(os.fsencode(item.uid)) > MAX_UID_BYTES:
         return Skip(MALFORMED_ENTRY, item.audio_path, f"utterance id {item.uid!r} cannot name a transcript file")
@@ -211,7 +216,7 @@ def _validate(item: Utterance, audio: Skip | AudioInfo, written: set[str]) -> Sk
     if item.text is None:
         return Skip(NO_TRANSCRIPT, item.audio_path, f"no transcript for utterance {item.uid!r}")
     try:
-        text = normalize_text(item.text)
+        text = normalize_text(item.text, language)
     except UnmappableTextError as error:
         return Skip(UNMAPPABLE_TEXT, item.audio_path, f"utterance {item.uid!r}: {error}")
     if not text:

@@ -1,10 +1,15 @@
 """Mozilla Common Voice: a language directory with `<split>.tsv` (columns include `path` and
 `sentence`) and `clips/` of mp3. `clips/` holds every split, so clips no row names are not
 reported; any sample rate or channel count is accepted (resampled at load).
+
+Each release names its language directories by locale (`cv-corpus-17.0-2024-03-15/es`,
+`.../pt`, `.../zh-TW`), so that name is the transcripts' language unless `--language` says
+otherwise; the language chooses the text normalization (alphabet.normalize_text).
 """
 from __future__ import annotations
 
 import csv
+import re
 from functools import partial
 from pathlib import Path
 from typing import Iterator
@@ -13,16 +18,29 @@ from .common import (
     MALFORMED_ENTRY, IngestError, IngestSummary, Skip, Utterance, ingest_corpus, read_lines,
 )
 
+# A Common Voice locale: 2-3 lower-case letters, optionally a region or script (`es`, `sv-SE`, `zh-HK`, `cnh`).
+_LOCALE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z]{2,4})?")
+
 
 def ingest_commonvoice(
     source_dir: Path, transcripts_dir: Path, manifest_path: Path, split: str = "train", show_progress: bool = True,
-    verify: bool = False,
+    verify: bool = False, language: str | None = None,
 ) -> IngestSummary:
     """Ingest one split (train, dev, test, validated, ...) of a Common Voice language directory."""
     return ingest_corpus(
         source_dir, partial(enumerate_commonvoice, split=split), transcripts_dir, manifest_path, show_progress,
-        verify=verify,
+        # A missing directory is reported as such by ingest_corpus, whatever its name.
+        verify=verify, language=language or (locale_of(source_dir) if Path(source_dir).is_dir() else "und"),
     )
+
+
+def locale_of(source_dir: Path) -> str:
+    """The language a Common Voice directory's name gives (`.../es` -> `es`)."""
+    name = Path(source_dir).absolute().name
+    if not _LOCALE.fullmatch(name):
+        raise IngestError(source_dir, f"cannot tell the language from the directory name {name!r} "
+                                      "(Common Voice names it by locale, such as es or de): pass --language CODE")
+    return name
 
 
 def enumerate_commonvoice(source_dir: Path, split: str) -> Iterator[Utterance | Skip]:

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from ds2_keras.alphabet import ENGLISH
+
 from .common import (
     MISSING_AUDIO, UNREADABLE_TRANSCRIPT, IngestError, IngestSummary, Skip, Utterance, ingest_corpus, read_lines,
 )
@@ -16,10 +18,12 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".sph")  # .sph: NIST SPHERE,
 
 
 def ingest_folder(
-    source_dir: Path, transcripts_dir: Path, manifest_path: Path, show_progress: bool = True, verify: bool = False
+    source_dir: Path, transcripts_dir: Path, manifest_path: Path, show_progress: bool = True, verify: bool = False,
+    language: str = ENGLISH,
 ) -> IngestSummary:
-    """Ingest every audio file under `source_dir` that has a same-named .txt transcript."""
-    return ingest_corpus(source_dir, enumerate_folder, transcripts_dir, manifest_path, show_progress, verify=verify)
+    """Ingest every audio file under `source_dir` that has a same-named .txt transcript in `language`."""
+    return ingest_corpus(source_dir, enumerate_folder, transcripts_dir, manifest_path, show_progress, verify=verify,
+                         language=language)
 
 
 def enumerate_folder(source_dir: Path) -> Iterator[Utterance | Skip]:

@@ -94,6 +94,21 @@ def make_commonvoice(root: Path, split: str, rows: dict[str, tuple[str, float]])
     return {clip: write_tone(root / "clips" / clip, seconds, 48000) for clip, (_, seconds) in rows.items()}
 
 
+def make_spoken_commonvoice(root: Path, split: str, sentences: dict[str, str], voice: str,
+                            sample_rate: int = 48000) -> None:
+    """Like make_commonvoice, but each clip says its sentence, in an espeak-ng `voice` (`es`, `de`, ...)."""
+    from ds2_keras.audio import resample
+    from ingest.synth import speak
+
+    header = "client_id\tpath\tsentence\tup_votes\tdown_votes\tage\tgender\taccent"
+    lines = [header] + [f"c0ffee\t{clip}\t{sentence}\t2\t0\t\t\t" for clip, sentence in sentences.items()]
+    (root / "clips").mkdir(parents=True, exist_ok=True)
+    (root / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for clip, sentence in sentences.items():
+        speech = resample(speak(sentence, voice, words_per_minute=150, pitch=50), 16000, sample_rate)
+        soundfile.write(str(root / "clips" / clip), 0.5 * speech / abs(speech).max(), sample_rate, format="MP3")
+
+
 # AN4 fileid -> (split, words as the transcription has them, seconds): three speakers.
 AN4 = {
     "an251-fash-b": ("train", "YES", 0.5),

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ds2_keras.alphabet import BLANK_INDEX, SYMBOLS
+from ds2_keras.alphabet import BLANK_INDEX, ENGLISH_ALPHABET
 from ds2_keras.errors import LanguageModelError
 from ds2_keras.decoding import BeamSearchDecoder, greedy_decode, greedy_decode_tf, read_lm_vocabulary
 from ds2_keras.lm import build_arpa, grid_search
+
+SYMBOLS = ENGLISH_ALPHABET.symbols
 
 
 def reference_greedy(logits, length):
@@ -153,8 +155,9 @@ def test_grid_search_prefers_weights_that_use_the_lm(arpa):
 
 def test_tf_greedy_survives_a_savedmodel_round_trip(tmp_path):
     module = tf.Module()
-    module.decode = tf.function(greedy_decode_tf, input_signature=[
-        tf.TensorSpec([None, None, len(SYMBOLS)], tf.float32), tf.TensorSpec([None], tf.int32)])
+    module.decode = tf.function(lambda logits, lengths: greedy_decode_tf(logits, lengths, ENGLISH_ALPHABET),
+                                input_signature=[tf.TensorSpec([None, None, len(SYMBOLS)], tf.float32),
+                                                 tf.TensorSpec([None], tf.int32)])
     tf.saved_model.save(module, str(tmp_path / "saved"))
     logits, lengths = batch(*CRAFTED)
     decoded = tf.saved_model.load(str(tmp_path / "saved")).decode(logits, lengths.astype(np.int32))

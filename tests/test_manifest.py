@@ -12,7 +12,7 @@ from ds2_keras.manifest import COLUMNS, ManifestError, read_manifest, read_manif
 
 def frame(*uids: str, base: Path = Path("/data")) -> pd.DataFrame:
     return pd.DataFrame(
-        [(str(base / f"{uid}.flac"), str(base / f"{uid}.txt"), f"it's utterance {uid}", 1.25 + i)
+        [(str(base / f"{uid}.flac"), str(base / f"{uid}.txt"), f"it's utterance {uid}", 1.25 + i, "en")
          for i, uid in enumerate(uids)],
         columns=COLUMNS,
     )
@@ -109,6 +109,24 @@ def test_malformed_seed_manifests_name_the_row(tmp_path):
     missing_audio.write_text("".join(f"{audio},{text}\n" for audio, text, _ in files))
     with pytest.raises(ManifestError, match=f"missing.csv: row 2: {files[1][0]}: file not found"):
         read_manifest(missing_audio)
+
+
+def test_manifests_without_a_language_column_are_english(tmp_path):
+    old = tmp_path / "old.csv"
+    old.write_text("audio_path,transcript_path,text,duration\n/a.flac,/a.txt,\"Café, 2 cats\",1.0\n")
+    rows = read_manifest(old)
+    assert rows["language"].tolist() == ["en"] and rows["text"].tolist() == ["cafe two cats"]
+
+
+def test_each_row_is_normalized_by_its_own_language(tmp_path):
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(",".join(COLUMNS) + '\n/a.flac,/a.txt,"Señor, ¿qué tal?",1.0,es\n/b.flac,/b.txt,Señor,1.0,en\n',
+                     encoding="utf-8")
+    assert read_manifest(mixed)["text"].tolist() == ["señor qué tal", "senor"]
+    digits = tmp_path / "digits.csv"
+    digits.write_text(",".join(COLUMNS) + "\n/a.flac,/a.txt,tengo 3 gatos,1.0,es\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match="digits.csv: line 2: characters outside the alphabet after normalization: '3'"):
+        read_manifest(digits)
 
 
 def test_hand_edited_text_is_normalized_and_unmappable_text_named(tmp_path):

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from corpus_fixtures import tone, write_nonfinite_wav, write_tone
 from ds2_keras.audio import AudioError, load_audio
 from ds2_keras.cli import main
-from ds2_keras.manifest import COLUMNS, write_manifest
+from ds2_keras.manifest import REQUIRED_COLUMNS, write_manifest
 from test_transcribe import write_tiny_model
 
 NON_FINITE = "non-finite samples (NaN or Inf)"
@@ -46,7 +46,7 @@ def test_evaluate_skips_counts_and_names_a_non_finite_file(model_file, tmp_path)
         rows.append((str(audio), str(tmp_path / f"{name}.txt"), name, write_tone(audio, 0.5)))
     bad = write_nonfinite_wav(tmp_path / "nan.wav")
     rows.append((str(bad), str(tmp_path / "nan.txt"), "three", 0.5))
-    manifest = write_manifest(pd.DataFrame(rows, columns=COLUMNS), tmp_path / "manifest.csv")
+    manifest = write_manifest(pd.DataFrame(rows, columns=REQUIRED_COLUMNS), tmp_path / "manifest.csv")
     result = CliRunner().invoke(main, ["evaluate", "--manifest", f"val:{manifest}", "--model-file", str(model_file)],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -45,8 +45,8 @@ def make_lj(root: Path) -> Path:
 
 
 def make_cv(root: Path) -> Path:
-    make_commonvoice(root, "train", CV_ROWS)
-    return root
+    make_commonvoice(root / "en", "train", CV_ROWS)  # a release's language directory, named by locale
+    return root / "en"
 
 
 def make_an4_dir(root: Path) -> Path:

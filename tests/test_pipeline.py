@@ -20,7 +20,7 @@ from ds2_keras.data import Utterances, evaluation_dataset, plan_epoch, select_ut
 from ds2_keras.features import normalized_features
 from ds2_keras.frames import analysis_frames
 from ds2_keras.inference import run_inference
-from ds2_keras.manifest import COLUMNS, read_manifest
+from ds2_keras.manifest import REQUIRED_COLUMNS, read_manifest
 
 TINY = preset("tiny")
 
@@ -93,7 +93,7 @@ def test_every_epoch_uses_every_utterance_in_full_batches(count, batch_size):
 def rows_for(texts_and_seconds: list[tuple[str, float]]) -> pd.DataFrame:
     return pd.DataFrame(
         [(f"/data/{i}.flac", f"/data/{i}.txt", text, seconds) for i, (text, seconds) in enumerate(texts_and_seconds)],
-        columns=COLUMNS,
+        columns=REQUIRED_COLUMNS,
     )
 
 

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
 from ds2_keras import plots
-from ds2_keras.alphabet import BLANK_INDEX, CHARACTERS, SYMBOLS, encode
+from ds2_keras.alphabet import BLANK_INDEX, ENGLISH_ALPHABET
 from ds2_keras.config import preset
 from ds2_keras.decoding import Hypothesis
 from ds2_keras.evaluate import Evaluation
@@ -18,6 +18,7 @@ from ds2_keras.metrics import cer, wer
 REFERENCES = ["the cat sat", "a dog ran home", "hello", "go"]
 PREDICTIONS = ["the cat sad", "a dg ran hom", "hallo there", "go"]
 DURATIONS = np.array([1.2, 2.5, 0.8, 4.0])
+CHARACTERS, SYMBOLS, encode = ENGLISH_ALPHABET.characters, ENGLISH_ALPHABET.symbols, ENGLISH_ALPHABET.encode
 NOTHING = len(CHARACTERS)  # the "nothing" row/column of the confusion counts
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -149,7 +150,7 @@ def test_save_evaluation_plots_writes_pngs(tmp_path):
         references=REFERENCES, hypotheses=[Hypothesis(text, (), 0.0) for text in PREDICTIONS],
         audio_paths=[f"{i}.flac" for i in range(4)],
         durations=DURATIONS, character_errors=cer(REFERENCES, PREDICTIONS),
-        word_errors=wer(REFERENCES, PREDICTIONS), decoder="greedy",
+        word_errors=wer(REFERENCES, PREDICTIONS), decoder="greedy", alphabet=ENGLISH_ALPHABET,
     )
     paths = plots.save_evaluation_plots(evaluation, tmp_path / "plots")
     assert [path.name for path in paths] == ["error_rate_by_length.png", "character_confusion.png"]

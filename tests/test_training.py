@@ -28,7 +28,7 @@ from click.testing import CliRunner
 from conftest import TRAINED_BATCH_SIZE
 from corpus_fixtures import write_garbage
 from faults import DS2, as_unprivileged, file_size_limit, one_line_error, run_ds2, shared_dir  # noqa: F401 - a fixture
-from ds2_keras.alphabet import encode
+from ds2_keras.alphabet import ENGLISH_ALPHABET
 from ds2_keras.audio import load_audio
 from ds2_keras.benchmark import bench_command
 from ds2_keras.checkpoints import BEST_FILENAME, MODEL_FILENAME, load_model_file, save_model_file
@@ -130,7 +130,7 @@ def compiled_tiny_model() -> DS2Model:
 def fit_one_batch(rows: pd.DataFrame) -> tuple[dict, DS2Model]:
     """One training step on a batch of these rows, bypassing select_utterances (which drops bad rows)."""
     model = compiled_tiny_model()
-    utterances = Utterances(rows.reset_index(drop=True), [encode(text) for text in rows["text"]])
+    utterances = Utterances(rows.reset_index(drop=True), [ENGLISH_ALPHABET.encode(text) for text in rows["text"]])
     dataset = training_dataset(utterances, TINY, len(rows), range(1))
     return model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False).history, model
 

@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from ds2_keras.alphabet import ENGLISH_ALPHABET
 from ds2_keras.checkpoints import load_model_file
 from ds2_keras.config import preset
 from ds2_keras.data import AudioLoader, check_cache_fits, evaluation_utterances, select_utterances, training_dataset
 from ds2_keras.errors import DS2Error
 from ds2_keras.features import normalized_features
-from ds2_keras.manifest import COLUMNS, read_manifest
+from ds2_keras.manifest import REQUIRED_COLUMNS, read_manifest
 
 DATA = Path(__file__).parent / "data"
 TINY = preset("tiny")
@@ -38,6 +39,7 @@ def test_a_model_file_written_by_the_feature_input_version_loads_and_gives_the_s
     and its logits on legacy_inputs(), computed then. The waveform model must reproduce them."""
     model = load_model_file(DATA / "ds2-keras-0.1-tiny.keras", compile=False)
     expected = np.load(DATA / "ds2-keras-0.1-tiny-logits.npz")
+    assert model.alphabet == ENGLISH_ALPHABET and model.ds2_config.language == "en"  # saved before alphabets were
     logits, lengths = model.logits(*legacy_inputs())
     np.testing.assert_array_equal(lengths.numpy(), expected["logit_lengths"])
     np.testing.assert_allclose(logits.numpy(), expected["logits"], atol=1e-5)
@@ -84,7 +86,7 @@ def synthetic_rows(count: int) -> pd.DataFrame:
         "transcript_path": [f"/corpus/{i % 7}.txt" for i in range(count)],
         "text": ["the quick brown fox jumps over the lazy dog"[: 10 + i % 30] for i in range(count)],
         "duration": rng.uniform(2.0, 15.0, count).round(2),
-    }, columns=COLUMNS)
+    }, columns=REQUIRED_COLUMNS)
 
 
 def test_the_training_graph_does_not_grow_with_the_corpus():
@@ -108,7 +110,7 @@ def test_cache_holds_int16_and_yields_the_same_batches_as_decoding(corpus):
 
 
 def test_cache_that_will_not_fit_is_refused_with_the_size_it_needs():
-    utterances = evaluation_utterances(synthetic_rows(281241))
+    utterances = evaluation_utterances(synthetic_rows(281241), ENGLISH_ALPHABET)
     check_cache_fits(utterances, TINY, available_bytes=10**12)
     with pytest.raises(DS2Error, match=r"--cache needs \d+\.\d GB to hold \d+\.\d h of audio as int16, but only 8\.0 GB"):
         check_cache_fits(utterances, TINY, available_bytes=8 * 10**9)

@@ -4,13 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ds2_keras.alphabet import SYMBOLS
+from ds2_keras.alphabet import ENGLISH_ALPHABET
 from ds2_keras.config import preset
 from ds2_keras.decoding import BeamSearchDecoder, GreedyDecoder, Hypothesis, Word, greedy_decode, greedy_hypotheses
 from ds2_keras.frames import output_frame_seconds
 from ds2_keras.words import WORD_OUTPUTS, words_from_paths
 from test_decoding import AMBIGUOUS, arpa, batch, frames  # noqa: F401 (arpa is a fixture)
 
+SYMBOLS = ENGLISH_ALPHABET.symbols
 STEP = output_frame_seconds(preset("small"))  # 0.03 s: 10 ms hop, time stride 3
 # "hi you": h at frames 1-2, i at 4; y at 9, o at 10 (unsure: 0.5 against u's 0.3), u at 12.
 HI_YOU = ["_", "h", "h", "_", "i", "_", " ", "_", "_", "y", {"o": 0.5, "u": 0.3}, "_", "u", "_"]
@@ -71,7 +72,8 @@ def test_beam_with_lm_times_the_words_of_its_own_path(arpa):  # noqa: F811
 
 
 def test_no_frames_give_no_words():
-    outputs = words_from_paths(np.zeros((2, 0), np.int32), np.zeros((2, 0, 29), np.float32), [0, 0], STEP)
+    outputs = words_from_paths(np.zeros((2, 0), np.int32), np.zeros((2, 0, 29), np.float32), [0, 0], STEP,
+                               ENGLISH_ALPHABET)
     assert set(outputs) == set(WORD_OUTPUTS)
     assert outputs["words"].shape == (2, 0) and outputs["word_counts"].numpy().tolist() == [0, 0]
     assert greedy_hypotheses(np.zeros((1, 0, 29)), frame_seconds=STEP) == [Hypothesis("", (), 0.0)]
