@@ -21,6 +21,7 @@ from .config import DS2Config
 from .distribute import cluster_workers
 from .features import LogSpectrogram, UtteranceNormalization
 from .frames import strided
+from .recurrent import GRU, LSTM
 
 _PACKAGE = "ds2"
 
@@ -104,7 +105,7 @@ def _conv_block(x, lengths, config: DS2Config, index: int):
 
 
 def _recurrent_block(x, mask, lengths, config: DS2Config, index: int):
-    cell = layers.GRU if config.rnn_type == "gru" else layers.LSTM
+    cell = GRU if config.rnn_type == "gru" else LSTM  # Keras' own, inputs projected before the loop on CPU
     rnn = cell(config.rnn_units, return_sequences=True, name=f"{config.rnn_type}{index}")
     if config.bidirectional:
         # An explicit backward layer: Bidirectional's own copy breaks when a .keras file is loaded.
