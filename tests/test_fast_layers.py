@@ -1,4 +1,5 @@
-"""ds2's GRU and LSTM (inputs projected before the loop) against Keras' own layers on the same weights."""
+"""ds2's GRU, LSTM (inputs projected before the loop) and Conv2D (kernel gradient as a forward convolution)
+against Keras' and TensorFlow's own on the same weights."""
 from __future__ import annotations
 
 import keras
@@ -85,3 +86,33 @@ def test_model_uses_the_projected_layers():
     bidirectional = model.get_layer("bigru0")
     assert isinstance(bidirectional.forward_layer, GRU) and isinstance(bidirectional.backward_layer, GRU)
 
+
+@pytest.mark.parametrize("shape, kernel, strides", [
+    ((3, 23, 50, 1), (11, 41), (2, 2)),   # the DS2 front end's first convolution (odd leftovers included)
+    ((3, 20, 31, 4), (11, 21), (1, 2)),   # and its second
+    ((2, 9, 12, 3), (3, 3), (1, 1)),
+])
+def test_conv2d_fast_filter_gradient_equals_tensorflow(shape, kernel, strides):
+    from ds2_keras.convolution import conv2d_fast_filter_gradient
+
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.normal(size=shape).astype(np.float32))
+    w = tf.constant(rng.normal(size=kernel + (shape[-1], 5)).astype(np.float32))
+    results = []
+    for convolve in (lambda x, w: tf.nn.conv2d(x, w, strides=[1, *strides, 1], padding="VALID"),
+                     lambda x, w: conv2d_fast_filter_gradient(x, w, strides)):
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            y = convolve(x, w)
+            loss = tf.reduce_sum(y * tf.reshape(tf.cos(tf.range(tf.size(y), dtype=tf.float32)), tf.shape(y)))
+        results.append([y.numpy()] + [g.numpy() for g in tape.gradient(loss, [x, w])])
+    for got, expected in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_model_uses_the_fast_convolution():
+    from ds2_keras.config import preset
+    from ds2_keras.convolution import Conv2D
+    from ds2_keras.model import build_model
+
+    assert isinstance(build_model(preset("tiny")).get_layer("conv0"), Conv2D)
