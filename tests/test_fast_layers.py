@@ -1,4 +1,4 @@
-"""ds2's GRU, LSTM (inputs projected before the loop) and Conv2D (kernel gradient as a forward convolution)
+"""ds2's GRU, LSTM (inputs projected before the loop) and Conv2D (gradients as forward convolutions)
 against Keras' and TensorFlow's own on the same weights."""
 from __future__ import annotations
 
@@ -91,16 +91,18 @@ def test_model_uses_the_projected_layers():
     ((3, 23, 50, 1), (11, 41), (2, 2)),   # the DS2 front end's first convolution (odd leftovers included)
     ((3, 20, 31, 4), (11, 21), (1, 2)),   # and its second
     ((2, 9, 12, 3), (3, 3), (1, 1)),
+    ((2, 25, 40, 1), (11, 21), (3, 2)),   # the small preset's first
+    ((2, 9, 12, 3), (1, 3), (2, 2)),      # a stride phase that no kernel tap reaches
 ])
-def test_conv2d_fast_filter_gradient_equals_tensorflow(shape, kernel, strides):
-    from ds2_keras.convolution import conv2d_fast_filter_gradient
+def test_conv2d_fast_gradients_equal_tensorflow(shape, kernel, strides):
+    from ds2_keras.convolution import conv2d_fast_gradients
 
     rng = np.random.default_rng(2)
     x = tf.constant(rng.normal(size=shape).astype(np.float32))
     w = tf.constant(rng.normal(size=kernel + (shape[-1], 5)).astype(np.float32))
     results = []
     for convolve in (lambda x, w: tf.nn.conv2d(x, w, strides=[1, *strides, 1], padding="VALID"),
-                     lambda x, w: conv2d_fast_filter_gradient(x, w, strides)):
+                     lambda x, w: conv2d_fast_gradients(x, w, strides)):
         with tf.GradientTape() as tape:
             tape.watch([x, w])
             y = convolve(x, w)
