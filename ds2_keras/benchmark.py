@@ -77,6 +77,35 @@ def _batch_seconds(utterances: Utterances, config: DS2Config, batch_size: int, e
     return utterances.durations[np.concatenate(plans)].sum(axis=1)
 
 
+def _time_training(model, utterances: Utterances, config: DS2Config, batch_size: int, steps: int,
+                   warmup: int) -> float:
+    """Seconds of audio per second over the last `steps` of `warmup + steps` Keras fit steps."""
+    from .data import batches_per_epoch, training_dataset
+
+    total = warmup + steps
+    epochs = range(-(-total // batches_per_epoch(utterances, batch_size)))
+    timed_audio = float(_batch_seconds(utterances, config, batch_size, epochs)[warmup:total].sum())
+    clock = _step_clock()
+    model.fit(training_dataset(utterances, config, batch_size, epochs).take(total), epochs=1, steps_per_epoch=total,
+              callbacks=[clock], verbose=0, shuffle=False)
+    return timed_audio / (clock.ends[-1] - clock.ends[warmup - 1])
+
+
+def training_rate(config: DS2Config, manifests: list[Path], batch_size: int, steps: int, warmup: int) -> float:
+    """`ds2 bench`'s training figure alone (seconds of audio per second) for a fresh model: for
+    scripts that compare builds or toolkits and need neither the pipeline nor inference figures."""
+    from .data import batches_per_epoch
+    from .distribute import choose_strategy
+    from .training import build_model_for_training, configure_precision, load_split
+
+    strategy = choose_strategy()
+    configure_precision(config)
+    utterances = load_split(manifests, config, "bench")
+    with strategy.scope():
+        model = build_model_for_training(config, batches_per_epoch(utterances, batch_size))
+    return _time_training(model, utterances, config, batch_size, steps, warmup)
+
+
 def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: int, warmup: int,
               model_file: Path | None = None) -> Figures:
     """Time the pipeline alone and `warmup + steps` training batches (the last `steps` count), then inference."""
@@ -107,7 +136,6 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
     total = warmup + steps
     epochs = range(-(-total // per_epoch))
     seconds = _batch_seconds(utterances, config, batch_size, epochs)[:total]
-    timed_audio = float(seconds[warmup:].sum())
 
     # All batches, from the start: after a warm-up the prefetch buffer would already hold the timed ones.
     started = time.perf_counter()
@@ -117,10 +145,7 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
 
     with strategy.scope():
         model = loaded if loaded is not None else build_model_for_training(config, per_epoch)
-    clock = _step_clock()
-    model.fit(training_dataset(utterances, config, batch_size, epochs).take(total), epochs=1, steps_per_epoch=total,
-              callbacks=[clock], verbose=0, shuffle=False)
-    training_rate = timed_audio / (clock.ends[-1] - clock.ends[warmup - 1])
+    training_rate = _time_training(model, utterances, config, batch_size, steps, warmup)
 
     count = min(len(utterances), steps * batch_size)
     subset = Utterances(rows=utterances.rows.iloc[:count].reset_index(drop=True), labels=utterances.labels[:count])

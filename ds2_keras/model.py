@@ -18,10 +18,12 @@ from keras import layers, ops
 from .alphabet import BLANK_INDEX, Alphabet
 from .augment import SpecAugment, WaveformNoise
 from .config import DS2Config
+from .convolution import Conv2D
 from .distribute import cluster_workers
 from .errors import DS2Error
 from .features import LogSpectrogram, UtteranceNormalization
 from .frames import strided
+from .recurrent import GRU, LSTM
 
 _PACKAGE = "ds2"
 
@@ -95,8 +97,9 @@ def _conv_block(x, lengths, config: DS2Config, index: int):
     # Centred in time, or causal (only past frames) in a streaming model; both keep ceil(T / stride) frames.
     past, future = (kernel_t - 1, 0) if config.streaming else (kernel_t // 2, kernel_t // 2)
     x = layers.ZeroPadding2D(((past, future), (kernel_f // 2, kernel_f // 2)), name=f"conv{index}_pad")(x)
-    x = layers.Conv2D(config.conv_filters[index], (kernel_t, kernel_f), strides=(stride_t, stride_f),
-                      padding="valid", use_bias=False, name=f"conv{index}")(x)
+    # Keras' Conv2D, with a faster kernel gradient on CPU (convolution.py).
+    x = Conv2D(config.conv_filters[index], (kernel_t, kernel_f), strides=(stride_t, stride_f),
+               padding="valid", use_bias=False, name=f"conv{index}")(x)
     lengths = StridedLengths(stride_t, name=f"conv{index}_lengths")(lengths)
     frames = FrameMask(name=f"conv{index}_frames")(x, lengths)
     x = BatchNormalization(momentum=config.batchnorm_momentum, name=f"conv{index}_bn")(x, mask=frames)
@@ -105,7 +108,7 @@ def _conv_block(x, lengths, config: DS2Config, index: int):
 
 
 def _recurrent_block(x, mask, lengths, config: DS2Config, index: int):
-    cell = layers.GRU if config.rnn_type == "gru" else layers.LSTM
+    cell = GRU if config.rnn_type == "gru" else LSTM  # Keras' own, inputs projected before the loop on CPU
     rnn = cell(config.rnn_units, return_sequences=True, name=f"{config.rnn_type}{index}")
     if config.bidirectional:
         # An explicit backward layer: Bidirectional's own copy breaks when a .keras file is loaded.
