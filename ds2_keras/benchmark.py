@@ -91,16 +91,29 @@ def _time_training(model, utterances: Utterances, config: DS2Config, batch_size:
     return timed_audio / (clock.ends[-1] - clock.ends[warmup - 1])
 
 
+def _bench_data(config: DS2Config, manifests: list[Path], fresh: bool) -> tuple[DS2Config, Utterances]:
+    """The config to time (a fresh model speaks the manifests' alphabet, as `ds2 fit` would build
+    it) and the utterances it can train on."""
+    from .manifest import read_manifests
+    from .training import choose_alphabet, configure_precision, load_split
+
+    rows = read_manifests(manifests)
+    if fresh:
+        language, alphabet = choose_alphabet(rows, None)
+        config = config.replace(language=language, alphabet=alphabet.characters)
+    configure_precision(config)
+    return config, load_split(rows, manifests, config, "bench")
+
+
 def training_rate(config: DS2Config, manifests: list[Path], batch_size: int, steps: int, warmup: int) -> float:
     """`ds2 bench`'s training figure alone (seconds of audio per second) for a fresh model: for
     scripts that compare builds or toolkits and need neither the pipeline nor inference figures."""
     from .data import batches_per_epoch
     from .distribute import choose_strategy
-    from .training import build_model_for_training, configure_precision, load_split
+    from .training import build_model_for_training
 
     strategy = choose_strategy()
-    configure_precision(config)
-    utterances = load_split(manifests, config, "bench")
+    config, utterances = _bench_data(config, manifests, fresh=True)
     with strategy.scope():
         model = build_model_for_training(config, batches_per_epoch(utterances, batch_size))
     return _time_training(model, utterances, config, batch_size, steps, warmup)
@@ -116,22 +129,15 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
     from .distribute import choose_strategy
     from .errors import DS2Error
     from .inference import run_inference
-    from .manifest import read_manifests
-    from .training import build_model_for_training, choose_alphabet, configure_precision, load_split
+    from .training import build_model_for_training
 
     strategy = choose_strategy()
     if batch_size % strategy.num_replicas_in_sync:
         raise DS2Error(f"batch size {batch_size} must be a multiple of the {strategy.num_replicas_in_sync} replicas")
     with strategy.scope():
         loaded = load_model_file(model_file) if model_file is not None else None
-    rows = read_manifests(manifests)
-    if loaded is not None:
-        config = loaded.ds2_config
-    else:  # a fresh model speaks the manifests' alphabet, as `ds2 fit` would build it
-        language, alphabet = choose_alphabet(rows, None)
-        config = config.replace(language=language, alphabet=alphabet.characters)
-    configure_precision(config)
-    utterances = load_split(rows, manifests, config, "bench")
+    config, utterances = _bench_data(loaded.ds2_config if loaded is not None else config, manifests,
+                                     fresh=loaded is None)
     per_epoch = batches_per_epoch(utterances, batch_size)
     total = warmup + steps
     epochs = range(-(-total // per_epoch))
