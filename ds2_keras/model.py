@@ -97,7 +97,7 @@ def _conv_block(x, lengths, config: DS2Config, index: int):
     # Centred in time, or causal (only past frames) in a streaming model; both keep ceil(T / stride) frames.
     past, future = (kernel_t - 1, 0) if config.streaming else (kernel_t // 2, kernel_t // 2)
     x = layers.ZeroPadding2D(((past, future), (kernel_f // 2, kernel_f // 2)), name=f"conv{index}_pad")(x)
-    # Keras' Conv2D, with a faster kernel gradient on CPU (convolution.py).
+    # Keras' Conv2D, with faster gradients on CPU (convolution.py).
     x = Conv2D(config.conv_filters[index], (kernel_t, kernel_f), strides=(stride_t, stride_f),
                padding="valid", use_bias=False, name=f"conv{index}")(x)
     lengths = StridedLengths(stride_t, name=f"conv{index}_lengths")(lengths)

@@ -282,31 +282,36 @@ def main() -> None:
     peaks = run_child(args.ours_python, PEAK_NUMPY_TF, {}, args.ours_checkout, ours_env, "peak (numpy, TF)")
     peaks.update(run_child(args.peer_python, PEAK_TORCH, {}, args.ours_checkout, None, "peak (torch)"))
     peaks.pop("load"), peaks.pop("layers", None)
+    print("FP32 matmul peak before: " + ", ".join(f"{name} {value:.1f}" for name, value in peaks.items()) + " GFLOP/s",
+          flush=True)
 
     rates: dict[str, list[float]] = {"ours": [], "peer": []}
     layers = {"ours": ours_layers(config)}
-    for round_ in range(args.rounds):
-        order = ["ours", "peer"] if round_ % 2 == 0 else ["peer", "ours"]
-        for side in order:
-            if args.only and side != args.only:
-                continue
-            if side == "ours":
-                result = run_child(args.ours_python, OURS, ours_payload, args.ours_checkout, ours_env, "ds2-keras")
-            else:
-                result = run_child(args.peer_python, PEER, peer_payload, workdir, None, "deepspeech.pytorch")
-                layers["peer"] = result["layers"]
-            rates[side].append(result["rate"])
-            load = result["load"]
-            print(f"round {round_ + 1} {side}: {result['rate']:.2f} s of audio per second "
-                  f"(process {load['wall_s']:.0f} s wall, {load['own_cores']:.2f} cores; other processes "
-                  f"{load['others_cores']:.2f} cores on average)", flush=True)
+    try:
+        for round_ in range(args.rounds):
+            order = ["ours", "peer"] if round_ % 2 == 0 else ["peer", "ours"]
+            for side in order:
+                if args.only and side != args.only:
+                    continue
+                if side == "ours":
+                    result = run_child(args.ours_python, OURS, ours_payload, args.ours_checkout, ours_env, "ds2-keras")
+                else:
+                    result = run_child(args.peer_python, PEER, peer_payload, workdir, None, "deepspeech.pytorch")
+                    layers["peer"] = result["layers"]
+                rates[side].append(result["rate"])
+                load = result["load"]
+                print(f"round {round_ + 1} {side}: {result['rate']:.2f} s of audio per second "
+                      f"(process {load['wall_s']:.0f} s wall, {load['own_cores']:.2f} cores; other processes "
+                      f"{load['others_cores']:.2f} cores on average)", flush=True)
+    except KeyboardInterrupt:  # Ctrl-C: the run in progress is dropped, the finished ones are summarized
+        print("interrupted: summary of the finished runs", flush=True)
 
     # Peak again at the end: the machine is shared, take the best seen.
     later = run_child(args.ours_python, PEAK_NUMPY_TF, {}, args.ours_checkout, ours_env, "peak (numpy, TF)")
     later.update(run_child(args.peer_python, PEAK_TORCH, {}, args.ours_checkout, None, "peak (torch)"))
     peaks = {name: max(value, later[name]) for name, value in peaks.items()}
     peak = max(peaks.values())
-    print(f"FP32 matmul peak, {os.cpu_count()} cores, 3072x3072 (best of 2x6): "
+    print(f"FP32 matmul peak, {os.cpu_count()} cores, 3072x3072 (best of 6 before and 6 after): "
           + ", ".join(f"{name} {value:.1f}" for name, value in peaks.items()) + f" GFLOP/s -> peak {peak:.1f} GFLOP/s")
 
     medians = {}
