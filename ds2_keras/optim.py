@@ -34,8 +34,27 @@ class EpochDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "warmup_steps": self.warmup_steps}
 
 
-def make_optimizer(config: DS2Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    schedule = EpochDecay(config.learning_rate, config.lr_decay, steps_per_epoch, config.warmup_steps)
+def make_schedule(config: DS2Config, steps_per_epoch: int, epochs: int) -> keras.optimizers.schedules.LearningRateSchedule:
+    """config.lr_schedule: "epoch" (warm-up, then x lr_decay per epoch) or "cosine" (warm-up, then
+    Keras' cosine decay to lr_floor x learning_rate at the end of the `epochs` the run plans).
+
+    A short run gains most from ending at a low rate, which needs to know where the end is: the
+    cosine schedule is sized by the run's first fit, so a resume that asks for more epochs
+    continues at the floor rate.
+    """
+    if config.lr_schedule == "epoch":
+        return EpochDecay(config.learning_rate, config.lr_decay, steps_per_epoch, config.warmup_steps)
+    total = max(steps_per_epoch * epochs, 1)
+    warmup = min(config.warmup_steps, total - 1)
+    # Keras' warm-up starts at initial_learning_rate at step 0: one warm-up step in, not at 0.
+    start = config.learning_rate / (warmup + 1) if warmup else config.learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        start, decay_steps=total - warmup, alpha=config.lr_floor,
+        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+
+
+def make_optimizer(config: DS2Config, steps_per_epoch: int, epochs: int = 1) -> keras.optimizers.Optimizer:
+    schedule = make_schedule(config, steps_per_epoch, epochs)
     # Clip the global gradient norm, as DS2 and the neon seed do (not each tensor separately).
     if config.optimizer == "adam":
         return keras.optimizers.Adam(schedule, global_clipnorm=config.clipnorm)

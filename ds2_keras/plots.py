@@ -187,6 +187,29 @@ def training_curve(history: Mapping[str, Sequence[float]]) -> Figure:
     return figure
 
 
+def cer_against_time(runs: Mapping[str, Mapping[str, Sequence[float]]]) -> Figure:
+    """Validation CER against minutes of training, one line per run ({label: progress["history"]}).
+
+    What a fixed budget buys: recipes compared at equal wall time rather than equal epochs.
+    """
+    timed = {label: history for label, history in runs.items() if history.get("wall_minutes") and history.get("val_cer")}
+    if not timed:
+        raise ValueError("no run's history holds both wall_minutes and val_cer (fit with a val manifest)")
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    axes = figure.subplots()
+    for label, history in timed.items():
+        axes.plot([0.0, *history["wall_minutes"]], [1.0, *history["val_cer"]], marker="o", label=label)
+    axes.set_xlabel("minutes of training (validation included)")
+    axes.set_ylabel("validation CER (greedy)")
+    axes.yaxis.set_major_formatter(PercentFormatter(1.0))
+    axes.set_ylim(0, 1)
+    axes.set_xlim(left=0)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    axes.set_title("CER against training time")
+    return figure
+
+
 def waveform_and_spectrogram(samples: np.ndarray, config: DS2Config, title: str | None = None) -> Figure:
     """An utterance's waveform above the features the model sees (features.normalized_features).
 

@@ -52,6 +52,19 @@ class WallClockBudget(keras.callbacks.Callback):
             self.model.stop_training = self.ran_out = True
 
 
+class ElapsedMinutes(keras.callbacks.Callback):
+    """Logs `wall_minutes` at every epoch end: the run's training time so far, validation included,
+    continued across resumes (a killed epoch's lost part aside), for CER-against-time curves."""
+
+    def on_train_begin(self, logs=None):
+        self.started = time.monotonic()
+        self.before = (self.model.progress.get("history", {}).get("wall_minutes") or [0.0])[-1]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["wall_minutes"] = self.before + (time.monotonic() - self.started) / 60
+
+
 @dataclass
 class FitRequest:
     train_manifests: list[Path]
@@ -100,12 +113,13 @@ def _check_resumable(model: DS2Model, batch_size: int, steps: int) -> None:
                        "use the same -z and manifests, or --fresh")
 
 
-def build_model_for_training(config: DS2Config, steps_per_epoch: int) -> DS2Model:
-    """A new compiled model, seeded from the config so the same command builds the same model."""
+def build_model_for_training(config: DS2Config, steps_per_epoch: int, epochs: int = 1) -> DS2Model:
+    """A new compiled model, seeded from the config so the same command builds the same model;
+    its schedule is planned for `epochs` of `steps_per_epoch` (optim.make_schedule)."""
     configure_precision(config)
     keras.utils.set_random_seed(config.seed)
     model = DS2Model(config)
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch), jit_compile=config.jit_compile)
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch, epochs), jit_compile=config.jit_compile)
     return model
 
 
@@ -166,7 +180,7 @@ def new_run_config(request: FitRequest, rows: pd.DataFrame, source: DS2Model | N
 def _new_model(request: FitRequest, config: DS2Config, train: Utterances, steps: int,
                source: DS2Model | None) -> DS2Model:
     """A new run's model, from random weights or the source's (--init-from); says which, and what is frozen."""
-    model = build_model_for_training(config, steps)
+    model = build_model_for_training(config, steps, request.epochs)
     kept = transfer_weights(source, model) if source is not None else ""
     if config.streaming and source is None:  # a source brings the statistics its weights were trained with
         adapt_normalization(model, train, request.batch_size)
@@ -255,6 +269,7 @@ def _train(model: DS2Model, request: FitRequest, train: Utterances, val: Utteran
                     cache=request.cache, shard=Shard.of(context, request.batch_size)))
             callbacks = [
                 ValidationCallback(val, request.batch_size) if val is not None else None,
+                ElapsedMinutes(),
                 Checkpointer(request.output_dir, request.save_every_steps, step_offset=skip),
                 keras.callbacks.TensorBoard(log_dir=str(logs)) if is_chief() else None,
                 budget,

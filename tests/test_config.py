@@ -31,6 +31,9 @@ def test_overrides_are_parsed_as_each_fields_type():
     ("feature_type=mfcc", "feature_type must be one of linear, mel"),
     ("conv_filters=[16]", "one entry per convolution"),
     ("rnn_layers=0", "rnn_layers must be positive"),
+    ("lr_schedule=linear", "lr_schedule must be one of epoch, cosine"),
+    ("lr_floor=1.5", "lr_floor is a fraction of learning_rate"),
+    ("warmup_steps=-1", "warmup_steps must be >= 0"),
     ("no_such_field=1", "unknown config field"),
     ("rnn_units", "expected field=value"),
 ])

@@ -111,6 +111,20 @@ def test_training_curve_plots_each_logged_series(tmp_path):
         plots.training_curve({})
 
 
+def test_cer_against_time_draws_each_timed_run_from_an_untrained_start(tmp_path):
+    runs = {"old": {"val_cer": [0.7, 0.5], "wall_minutes": [6.0, 12.5]},
+            "new": {"val_cer": [0.4, 0.3, 0.25], "wall_minutes": [5.0, 10.0, 15.0]},
+            "untimed": {"val_cer": [0.9]}}  # a model file from before wall_minutes was logged
+    figure = plots.cer_against_time(runs)
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    assert set(lines) == {"old", "new"}
+    assert lines["new"].get_xdata().tolist() == [0.0, 5.0, 10.0, 15.0]
+    assert lines["new"].get_ydata().tolist() == [1.0, 0.4, 0.3, 0.25]
+    render(figure, tmp_path)
+    with pytest.raises(ValueError, match="wall_minutes and val_cer"):
+        plots.cer_against_time({"untimed": {"val_cer": [0.9]}})
+
+
 @pytest.mark.parametrize("feature_type", ["mel", "linear"])
 def test_waveform_and_spectrogram_shows_the_model_features(feature_type, tmp_path):
     config = preset("tiny").replace(feature_type=feature_type)

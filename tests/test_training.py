@@ -41,7 +41,7 @@ from ds2_keras.inference import run_inference
 from ds2_keras.manifest import read_manifest, write_manifest
 from ds2_keras.metrics import cer
 from ds2_keras.model import DS2Model
-from ds2_keras.optim import make_optimizer
+from ds2_keras.optim import make_optimizer, make_schedule
 from ds2_keras.training import FIT_LOCK, FitRequest, fit
 
 TINY = preset("tiny")
@@ -81,6 +81,26 @@ def test_resumed_fit_continues_epochs_optimizer_steps_and_learning_rate(trained_
     saved = load_model_file(tmp_path / MODEL_FILENAME)
     assert saved.progress == model.progress
     assert int(saved.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy())
+
+
+def test_cosine_schedule_warms_up_then_decays_to_its_floor_at_the_planned_end():
+    config = TINY.replace(lr_schedule="cosine", learning_rate=2e-3, warmup_steps=10, lr_floor=0.05)
+    schedule = make_schedule(config, steps_per_epoch=30, epochs=3)
+    rates = np.array([float(schedule(step)) for step in range(0, 120)])
+    assert 0 < rates[0] < rates[5] < rates[9] < rates[10] == pytest.approx(2e-3)  # warm-up, no step at zero
+    assert np.all(np.diff(rates[10:90]) < 0)  # then only down...
+    assert rates[90] == pytest.approx(2e-3 * 0.05) and np.allclose(rates[90:], rates[90])  # ...to the floor, and there
+
+
+def test_fit_with_the_cosine_schedule_ends_at_its_floor_and_logs_wall_minutes(corpus, tmp_path):
+    config = TINY.replace(lr_schedule="cosine", warmup_steps=2, lr_floor=0.1)
+    model = fit(FitRequest([corpus["train"]], [], 2, TRAINED_BATCH_SIZE, tmp_path, config, save_every_steps=0,
+                           verbose=0))
+    assert float(model.optimizer.learning_rate) == pytest.approx(config.learning_rate * 0.1)
+    minutes = model.progress["history"]["wall_minutes"]
+    assert len(minutes) == 2 and 0 < minutes[0] < minutes[1] < 10
+    saved = load_model_file(tmp_path / MODEL_FILENAME)  # the schedule travels in the model file
+    assert float(saved.optimizer.learning_rate) == pytest.approx(float(model.optimizer.learning_rate))
 
 
 def kill_after_first_step_checkpoint(process: subprocess.Popen, history: Path, timeout: float = 120.0) -> bool:

@@ -1,0 +1,61 @@
+"""Draw the README's figures from real runs, so a reader sees them without running the notebook.
+
+    python scripts/readme_figures.py --demo demo                   # after `make demo`
+    python scripts/readme_figures.py --run "old recipe=runs/old" --run "new recipe=runs/new" \
+        --runs-name small-recipe-librispeech
+
+`--demo DIR` draws the demo model's training curve and copies the error plots `ds2 evaluate
+--plots` wrote; each `--run LABEL=FIT_DIR` adds a fit's validation CER against its training
+minutes (history.json) to one figure. PNGs go to notebooks/figures/ (--out) and are
+overwritten, so rerunning after a new measurement keeps the README current.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from ds2_keras import plots
+from ds2_keras.checkpoints import HISTORY_FILENAME
+
+DEMO_PLOTS = ("error_rate_by_length.png", "character_confusion.png")  # written by the demo's evaluate --plots
+
+
+def demo_figures(demo: Path, out: Path) -> list[Path]:
+    history = json.loads((demo / "model" / HISTORY_FILENAME).read_text())["history"]
+    written = [plots.save_figure(plots.training_curve(history), out / "demo-training-curve.png")]
+    for name in DEMO_PLOTS:
+        target = out / f"demo-{name.replace('_', '-')}"
+        shutil.copyfile(demo / "plots" / name, target)
+        written.append(target)
+    return written
+
+
+def runs_figure(runs: list[str], out: Path, name: str) -> Path:
+    histories = {}
+    for run in runs:
+        label, sep, directory = run.partition("=")
+        if not sep:
+            raise SystemExit(f"--run takes LABEL=FIT_DIR, not {run!r}")
+        histories[label] = json.loads((Path(directory) / HISTORY_FILENAME).read_text())["history"]
+    return plots.save_figure(plots.cer_against_time(histories), out / f"{name}.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--demo", type=Path, help="the directory `make demo` wrote (DEMO=...)")
+    parser.add_argument("--run", action="append", default=[], metavar="LABEL=FIT_DIR")
+    parser.add_argument("--runs-name", default="cer-against-minutes", help="file name of the --run figure")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "notebooks" / "figures")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = demo_figures(args.demo, args.out) if args.demo else []
+    if args.run:
+        written.append(runs_figure(args.run, args.out, args.runs_name))
+    for path in written:
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
