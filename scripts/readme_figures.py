@@ -22,8 +22,16 @@ from ds2_keras.checkpoints import HISTORY_FILENAME
 DEMO_PLOTS = ("error_rate_by_length.png", "character_confusion.png")  # written by the demo's evaluate --plots
 
 
+def read_history(path: Path) -> dict:
+    """A fit's progress["history"], or one line naming the file that is missing."""
+    try:
+        return json.loads(path.read_text())["history"]
+    except (OSError, ValueError, KeyError) as error:
+        raise SystemExit(f"{path}: not a ds2 fit's history ({type(error).__name__}: {error})") from None
+
+
 def demo_figures(demo: Path, out: Path) -> list[Path]:
-    history = json.loads((demo / "model" / HISTORY_FILENAME).read_text())["history"]
+    history = read_history(demo / "model" / HISTORY_FILENAME)
     written = [plots.save_figure(plots.training_curve(history), out / "demo-training-curve.png")]
     for name in DEMO_PLOTS:
         target = out / f"demo-{name.replace('_', '-')}"
@@ -38,7 +46,7 @@ def runs_figure(runs: list[str], out: Path, name: str) -> Path:
         label, sep, directory = run.partition("=")
         if not sep:
             raise SystemExit(f"--run takes LABEL=FIT_DIR, not {run!r}")
-        histories[label] = json.loads((Path(directory) / HISTORY_FILENAME).read_text())["history"]
+        histories[label] = read_history(Path(directory) / HISTORY_FILENAME)
     return plots.save_figure(plots.cer_against_time(histories), out / f"{name}.png")
 
 
