@@ -5,9 +5,11 @@
         --runs-name small-recipe-librispeech
 
 `--demo DIR` draws the demo model's training curve and copies the error plots `ds2 evaluate
---plots` wrote; each `--run LABEL=FIT_DIR` adds a fit's validation CER against its training
-minutes (history.json) to one figure. PNGs go to notebooks/figures/ (--out) and are
-overwritten, so rerunning after a new measurement keeps the README current.
+--plots` wrote; each `--run LABEL=PATH` adds a fit's validation CER against its training
+minutes to one figure, PATH being the fit's directory or a copy of its history.json (the
+measured runs are kept in notebooks/figures/runs/, so the figure can be redrawn after the run
+directories are gone). PNGs go to notebooks/figures/ (--out) and are overwritten, so rerunning
+after a new measurement keeps the README current.
 """
 from __future__ import annotations
 
@@ -43,17 +45,18 @@ def demo_figures(demo: Path, out: Path) -> list[Path]:
 def runs_figure(runs: list[str], out: Path, name: str) -> Path:
     histories = {}
     for run in runs:
-        label, sep, directory = run.partition("=")
+        label, sep, location = run.partition("=")
         if not sep:
-            raise SystemExit(f"--run takes LABEL=FIT_DIR, not {run!r}")
-        histories[label] = read_history(Path(directory) / HISTORY_FILENAME)
+            raise SystemExit(f"--run takes LABEL=PATH (a fit directory or its history.json), not {run!r}")
+        path = Path(location)
+        histories[label] = read_history(path / HISTORY_FILENAME if path.is_dir() else path)
     return plots.save_figure(plots.cer_against_time(histories), out / f"{name}.png")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo", type=Path, help="the directory `make demo` wrote (DEMO=...)")
-    parser.add_argument("--run", action="append", default=[], metavar="LABEL=FIT_DIR")
+    parser.add_argument("--run", action="append", default=[], metavar="LABEL=PATH")
     parser.add_argument("--runs-name", default="cer-against-minutes", help="file name of the --run figure")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "notebooks" / "figures")
     args = parser.parse_args()
