@@ -7,7 +7,7 @@
 `--demo DIR` draws the demo model's training curve and copies the error plots `ds2 evaluate
 --plots` wrote; each `--run LABEL=PATH` adds a fit's validation CER against its training
 minutes to one figure, PATH being the fit's directory or a copy of its history.json (the
-measured runs are kept in notebooks/figures/runs/, so the figure can be redrawn after the run
+measured runs are kept in notebooks/figures/histories/, so the figure can be redrawn after the run
 directories are gone). PNGs go to notebooks/figures/ (--out) and are overwritten, so rerunning
 after a new measurement keeps the README current.
 """
