@@ -10,7 +10,16 @@ from pathlib import Path
 
 import click
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out of the output
+# TensorFlow's C++ log stays out of the output unless TF_CPP_MIN_LOG_LEVEL asks for it. Its
+# INFO/WARNING lines are chatter; the ERROR line every fit printed on AVX-512 CPUs was a false
+# alarm (oneDNN "supports DT_BOOL only on platforms with AVX-512"); a failure ds2 must report
+# reaches it as a Python exception; and fit says which devices it trains on, so a GPU TensorFlow
+# could not use still shows.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from .quiet_startup import hide_tensorflow_start_up_info  # noqa: E402
+
+hide_tensorflow_start_up_info()  # the chatter TF prints before it reads TF_CPP_MIN_LOG_LEVEL
 
 from ingest.commands import ingest  # noqa: E402
 

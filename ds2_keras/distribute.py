@@ -38,6 +38,13 @@ def choose_strategy() -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy([device.name for device in devices])
 
 
+def describe(strategy: tf.distribute.Strategy) -> str:
+    """What fit trains on, said at the start: a GPU TensorFlow could not use shows up here."""
+    devices = ", ".join(name.rsplit("device:", 1)[-1] for name in strategy.extended.worker_devices)
+    hosts = f" on each of {cluster_workers()} hosts" if cluster_workers() > 1 else ""
+    return f"training on {devices}{hosts}: {strategy.num_replicas_in_sync} replicas ({type(strategy).__name__})"
+
+
 def split_cpu(count: int) -> None:
     """Expose the host CPU as `count` logical devices (tests, and trying Mirrored without GPUs)."""
     cpu = tf.config.list_physical_devices("CPU")[0]

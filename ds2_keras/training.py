@@ -25,7 +25,7 @@ from .data import (
     Shard, Utterances, batches_per_epoch, check_cache_fits, evaluation_dataset, evaluation_utterances, select_utterances,
     training_dataset,
 )
-from .distribute import choose_strategy, is_chief
+from .distribute import choose_strategy, describe, is_chief
 from .errors import DS2Error
 from .finetune import init_config, transfer_weights
 from .fileio import make_directory, remove_stale_temporaries, reporting_tensorflow_errors
@@ -217,6 +217,8 @@ def fit(request: FitRequest) -> DS2Model:
 def _fit(request: FitRequest) -> DS2Model:
     strategy = choose_strategy()
     replicas = strategy.num_replicas_in_sync
+    if is_chief():
+        print(describe(strategy))
     if request.batch_size % replicas:
         raise DS2Error(f"batch size {request.batch_size} must be a multiple of the {replicas} replicas")
     with strategy.scope():
