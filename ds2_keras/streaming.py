@@ -163,8 +163,13 @@ class StreamingRecognizer(tf.Module):
         """
         lookahead = self.config.lookahead
         frames = tf.concat([history, x], axis=1)  # frames made - lookahead ... made + new - 1
-        future = lookahead * tf.cast(final, tf.int32)  # the zeros after the end, as offline
-        outputs = self.model.get_layer("lookahead_conv")(tf.pad(frames, [[0, 0], [0, future], [0, 0]]))
+        # Padded with `lookahead` zeros, as offline after the end; without `final` the outputs that
+        # reach into them are not ready and are dropped. (Padding always also keeps the input as
+        # long as the kernel: given fewer frames, TF 2.21's oneDNN depthwise convolution returns
+        # as many frames as its input instead of none.)
+        outputs = self.model.get_layer("lookahead_conv")(tf.pad(frames, [[0, 0], [0, lookahead], [0, 0]]))
+        ready = tf.shape(frames)[1] - lookahead * (1 - tf.cast(final, tf.int32))
+        outputs = outputs[:, :ready]
         before_start = tf.clip_by_value(lookahead - made[0], 0, tf.shape(outputs)[1])
         return self.model.get_layer("lookahead_relu")(outputs[:, before_start:]), frames[:, -lookahead:]
 
