@@ -40,6 +40,8 @@ def run_inference(model: DS2Model, utterances: Utterances, batch_size: int, prog
         return tf.nn.log_softmax(logits), lengths, losses
 
     bar = keras.utils.Progbar(batches_per_epoch(utterances, batch_size), unit_name="batch") if progress else None
+    if bar is not None:
+        bar.update(0)  # shown at once: the first batch waits for tf.function's trace
     paths = utterances.rows["audio_path"].tolist()
     indices, logits, losses = [], [], []
     for batch, (inputs, targets, batch_indices) in enumerate(dataset):

@@ -19,7 +19,9 @@ class ValidationCallback(keras.callbacks.Callback):
         self.batch_size = batch_size
 
     def on_epoch_end(self, epoch, logs=None):
-        result = run_inference(self.model, self.utterances, self.batch_size, progress=False)
+        # A large val set takes minutes: its bar replaces the epoch's until the epoch line ends it.
+        show_progress = self.params.get("verbose") in (1, "auto")  # as Keras shows the epoch's bar
+        result = run_inference(self.model, self.utterances, self.batch_size, progress=show_progress)
         references = self.utterances.rows["text"].to_numpy()[result.indices].tolist()
         predictions = greedy_decode_utterances(result.logits, self.model.alphabet)
         error = cer(references, predictions)
