@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import click
 import numpy as np
 
-from .cli_options import config_from, manifest_option, manifest_paths, model_file_option, overrides_option, preset_option
 from .config import DS2Config
 
 if TYPE_CHECKING:
@@ -171,22 +169,3 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * rss_unit / 2**20,
         peak_device_mib=peak_device,
     )
-
-
-@click.command("bench")
-@manifest_option
-@model_file_option(required=False, help="Time this ds2 model file instead of a fresh model from --preset/--set.")
-@preset_option
-@overrides_option
-@click.option("-z", "--batch-size", "--batch_size", "batch_size", type=click.IntRange(min=1), default=16,
-              show_default=True)
-@click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True, help="Timed training steps.")
-@click.option("--warmup", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Untimed steps first (graph tracing, autotuning).")
-def bench_command(manifests: tuple[str, ...], model_file: Path | None, preset: str, overrides: tuple[str, ...],
-                  batch_size: int, steps: int, warmup: int) -> None:
-    """Print training and input-pipeline throughput, inference real-time factor, memory and size."""
-    if model_file is not None and overrides:
-        raise click.UsageError("--set changes a fresh model's config; a --model-file brings its own")
-    config = config_from(preset, overrides)
-    click.echo(run_bench(config, manifest_paths(manifests), batch_size, steps, warmup, model_file).report())

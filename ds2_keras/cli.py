@@ -24,14 +24,10 @@ hide_tensorflow_start_up_info()  # the chatter TF prints before it reads TF_CPP_
 from ingest.commands import ingest  # noqa: E402
 
 from .cli_options import (  # noqa: E402
-    config_from, manifest_option, manifest_paths, model_file_option, overrides_option, parse_manifests,
-    preset_option,
+    OneLineErrors, batch_size_option, config_from, manifest_option, manifest_paths, model_file_option, overrides_option,
+    parse_manifests, preset_option,
 )
-from .errors import OneLineErrors  # noqa: E402
-
-from .benchmark import bench_command  # noqa: E402
-from .export import export_command  # noqa: E402
-from .transcribe import transcribe_command  # noqa: E402
+from .cli_transcribe import transcribe_command  # noqa: E402
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,14 +37,49 @@ def main() -> None:
 
 
 main.add_command(ingest)
-main.add_command(export_command, name="export")
 main.add_command(transcribe_command, name="transcribe")
-main.add_command(bench_command, name="bench")
+
+
+@main.command("export")
+@model_file_option()
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--version", "version", type=click.IntRange(min=1), default=None,
+              help="Version directory to write (default: one more than the largest existing).")
+def export_command(model_file: Path, out_dir: Path, version: int | None) -> None:
+    """Export a model to OUT_DIR/<version>/ as a TF Serving SavedModel (waveforms or WAV in, text out)."""
+    from .checkpoints import load_model_file
+    from .export import export_saved_model
+
+    model = load_model_file(model_file, compile=False)
+    target = export_saved_model(model, out_dir, version)
+    streaming = ", stream_start, stream_step" if model.ds2_config.streaming else ""
+    click.echo(f"exported {model_file} to {target} (signatures serving_default, transcribe_wav, metadata{streaming})")
+
+
+@main.command("bench")
+@manifest_option
+@model_file_option(required=False, help="Time this ds2 model file instead of a fresh model from --preset/--set.")
+@preset_option
+@overrides_option
+@batch_size_option(16)
+@click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True, help="Timed training steps.")
+@click.option("--warmup", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Untimed steps first (graph tracing, autotuning).")
+def bench_command(manifests: tuple[str, ...], model_file: Path | None, preset: str, overrides: tuple[str, ...],
+                  batch_size: int, steps: int, warmup: int) -> None:
+    """Print training and input-pipeline throughput, inference real-time factor, memory and size."""
+    from .benchmark import run_bench
+
+    if model_file is not None and overrides:
+        raise click.UsageError("--set changes a fresh model's config; a --model-file brings its own")
+    config = config_from(preset, overrides)
+    click.echo(run_bench(config, manifest_paths(manifests), batch_size, steps, warmup, model_file).report())
+
 
 @main.command()
 @manifest_option
 @click.option("-e", "--epochs", type=click.IntRange(min=1), required=True, help="Total epochs to reach (a resumed run continues to this).")
-@click.option("-z", "--batch-size", "--batch_size", "batch_size", type=click.IntRange(min=1), default=32, show_default=True)
+@batch_size_option(32)
 @click.option("-s", "--save-path", "--save_path", "save_path", type=click.Path(path_type=Path), required=True,
               help="Output directory: model.keras, config.json, history.json, TensorBoard logs.")
 @model_file_option(required=False, help="A model file to continue training (see Resume in the README).")
@@ -127,7 +158,7 @@ def with_options(options):
               help="Write predictions beside ground truth: pickle (as neon), or .json / .csv.")
 @click.option("--pooling", type=click.Choice(["pooled", "mean"]), default="pooled", show_default=True,
               help="pooled: total edits / total reference length (standard); mean: per-utterance average (neon).")
-@click.option("-z", "--batch-size", "--batch_size", "batch_size", type=click.IntRange(min=1), default=16, show_default=True)
+@batch_size_option(16)
 @with_options(decoder_options)
 @click.option("--alpha", type=float, default=0.5, show_default=True, help="LM weight.")
 @click.option("--beta", type=float, default=1.0, show_default=True, help="Word insertion bonus.")
@@ -191,7 +222,7 @@ def lm_build(output, text_files, manifest_files, order, language):
 @click.option("--alphas", default="0.25,0.5,0.75,1.0,1.5", show_default=True)
 @click.option("--betas", default="0,0.5,1,2,3", show_default=True)
 @click.option("--beam-width", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("-z", "--batch-size", "batch_size", type=click.IntRange(min=1), default=16, show_default=True)
+@batch_size_option(16)
 def lm_tune(manifests, model_file, lm_path, vocabulary_path, alphas, betas, beam_width, batch_size):
     """Grid-search alpha (LM weight) and beta (word bonus) for the lowest WER on a val manifest."""
     from .checkpoints import load_model_file

@@ -1,4 +1,5 @@
-"""Options several `ds2` commands share, declared once so their names and help never drift."""
+"""What several `ds2` commands share, declared once so names and help never drift: options, and
+the command group that shows a DS2Error as one `Error:` line."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +7,18 @@ from pathlib import Path
 import click
 
 from .config import DS2Config, preset as load_preset
+from .errors import DS2Error
+
+
+class OneLineErrors(click.Group):
+    """A command group whose commands' DS2Errors print as `Error: ...` instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DS2Error as error:
+            raise click.ClickException(str(error)) from None
+
 
 manifest_option = click.option(
     "--manifest", "manifests", multiple=True, required=True, metavar="NAME:PATH",
@@ -14,6 +27,11 @@ manifest_option = click.option(
 preset_option = click.option("--preset", default="small", show_default=True, help="tiny, small or ds2.")
 overrides_option = click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
                                 help="Override a config field (repeatable).")
+
+
+def batch_size_option(default: int, help: str | None = None):
+    return click.option("-z", "--batch-size", "--batch_size", "batch_size", type=click.IntRange(min=1),
+                        default=default, show_default=True, help=help)
 
 
 def model_file_option(required: bool = True, help: str = "A ds2 model file (.keras) written by `ds2 fit`."):

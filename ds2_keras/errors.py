@@ -1,14 +1,12 @@
 """Errors a user can act on (bad file, bad option), and the command group that prints them.
 
-A DS2Error's message names the file or option at fault and the cause; OneLineErrors shows it
-the way click shows usage errors, one line and exit status 1. Anything else is a bug in ds2
-and keeps its traceback.
+A DS2Error's message names the file or option at fault and the cause; the command line (cli)
+shows it the way click shows usage errors, one line and exit status 1. Anything else is a bug
+in ds2 and keeps its traceback.
 """
 from __future__ import annotations
 
 from pathlib import Path
-
-import click
 
 
 class DS2Error(Exception):
@@ -26,13 +24,3 @@ class FileError(DS2Error):
 
 class LanguageModelError(DS2Error, ValueError):
     """An LM or LM corpus that cannot be used (missing, unreadable, unusable order or words)."""
-
-
-class OneLineErrors(click.Group):
-    """A command group whose commands' DS2Errors print as `Error: ...` instead of a traceback."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except DS2Error as error:
-            raise click.ClickException(str(error)) from None

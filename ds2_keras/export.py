@@ -38,9 +38,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-import click
-
-from .cli_options import model_file_option
 from .errors import DS2Error
 from .fileio import (
     OutputError, atomic_write_text, make_directory, os_cause, reporting_os_errors, reporting_tensorflow_errors,
@@ -182,21 +179,3 @@ def remove_dead_partials(out_dir: Path) -> None:
                 shutil.rmtree(lock_path.with_suffix(""), ignore_errors=True)
                 lock_path.unlink(missing_ok=True)
                 print(f"removed {lock_path.with_suffix('')}, left by an export that did not finish")
-
-
-@click.command("export")
-@model_file_option()
-@click.argument("out_dir", type=click.Path(path_type=Path))
-@click.option("--version", "version", type=click.IntRange(min=1), default=None,
-              help="Version directory to write (default: one more than the largest existing).")
-def export_command(model_file: Path, out_dir: Path, version: int | None) -> None:
-    """Export a model to OUT_DIR/<version>/ as a TF Serving SavedModel (waveforms or WAV in, text out)."""
-    from .checkpoints import load_model_file
-
-    try:
-        model = load_model_file(model_file, compile=False)
-        target = export_saved_model(model, out_dir, version)
-    except DS2Error as error:
-        raise click.ClickException(str(error)) from None
-    streaming = ", stream_start, stream_step" if model.ds2_config.streaming else ""
-    click.echo(f"exported {model_file} to {target} (signatures serving_default, transcribe_wav, metadata{streaming})")

@@ -24,9 +24,10 @@ import soundfile
 from click.testing import CliRunner
 
 from ds2_keras.checkpoints import load_model_file
-from ds2_keras.export import export_command, export_saved_model
+from ds2_keras.cli import main
+from ds2_keras.export import export_saved_model
 from ds2_keras.recognizer import recognizer
-from ds2_keras.transcribe import transcribe_command, transcribe_files
+from ds2_keras.transcribe import transcribe_files
 from faults import DS2, as_unprivileged, file_size_limit, one_line_error, run_ds2, shared_dir  # noqa: F401 - a fixture
 from test_transcribe import RATE, speechlike, write_tiny_model
 
@@ -115,7 +116,7 @@ def served(tmp_path_factory):
     """Export a tiny model with the CLI, write test audio, and run every request in one server process."""
     directory = tmp_path_factory.mktemp("export")
     model_file = write_tiny_model(directory / "model.keras")
-    result = CliRunner().invoke(export_command, ["--model-file", str(model_file), str(directory / "ds2")])
+    result = CliRunner().invoke(main, ["export", "--model-file", str(model_file), str(directory / "ds2")])
     assert result.exit_code == 0, result.output
     mono = []
     for seed, seconds in enumerate((0.6, 2.3, 1.4)):  # different lengths in one batch
@@ -135,7 +136,7 @@ def served(tmp_path_factory):
     subprocess.run([sys.executable, "-c", SERVER, str(directory / "ds2" / "1"), str(directory / "requests.json"),
                     str(directory / "replies.json")], check=True, cwd=directory, capture_output=True)
     module = recognizer(load_model_file(model_file, compile=False))
-    result = CliRunner().invoke(transcribe_command, ["--model-file", str(model_file), "--format", "json",
+    result = CliRunner().invoke(main, ["transcribe", "--model-file", str(model_file), "--format", "json",
                                                      "--output-dir", str(directory / "json"), *map(str, wavs)])
     assert result.exit_code == 0, result.output
     served = json.loads((directory / "replies.json").read_text())
@@ -235,7 +236,7 @@ def test_versions_are_numbered_and_never_overwritten(served):
     second = export_saved_model(model, served["root"])
     assert second == served["root"] / "2" and (second / "saved_model.pb").is_file()
     assert (second / "variables").is_dir()
-    result = CliRunner().invoke(export_command, ["--model-file", str(served["model_file"]), str(served["root"]),
+    result = CliRunner().invoke(main, ["export", "--model-file", str(served["model_file"]), str(served["root"]),
                                                  "--version", "2"])
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Error: {served['root'] / '2'}: version 2 already exists; pass another --version"
@@ -253,7 +254,7 @@ def test_export_on_a_gpu_machine_still_serves_on_cpu(served, monkeypatch, tmp_pa
 
 
 def test_missing_model_file_is_one_line(tmp_path):
-    result = CliRunner().invoke(export_command, ["--model-file", str(tmp_path / "none.keras"), str(tmp_path / "out")])
+    result = CliRunner().invoke(main, ["export", "--model-file", str(tmp_path / "none.keras"), str(tmp_path / "out")])
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Error: {tmp_path / 'none.keras'}: model file not found"
     assert not (tmp_path / "out").exists()
@@ -262,7 +263,7 @@ def test_missing_model_file_is_one_line(tmp_path):
 def test_export_onto_a_file_or_under_one_is_one_line(served, tmp_path):
     (tmp_path / "file").write_text("kept")
     for out_dir in (tmp_path / "file", tmp_path / "file" / "serving"):
-        result = CliRunner().invoke(export_command, ["--model-file", str(served["model_file"]), str(out_dir)])
+        result = CliRunner().invoke(main, ["export", "--model-file", str(served["model_file"]), str(out_dir)])
         assert result.exit_code == 1
         assert result.stderr.strip() == f"Error: {out_dir}: cannot write (not a directory)"
     assert (tmp_path / "file").read_text() == "kept"
@@ -314,7 +315,7 @@ def test_export_removes_what_killed_exports_left_and_spares_live_ones(served, tm
     live = subprocess.Popen([sys.executable, "-c", LIVE_EXPORT, str(out_dir)], stdout=subprocess.PIPE, text=True)
     try:
         live_staging = Path(live.stdout.readline().strip())
-        result = CliRunner().invoke(export_command, ["--model-file", str(served["model_file"]), str(out_dir)])
+        result = CliRunner().invoke(main, ["export", "--model-file", str(served["model_file"]), str(out_dir)])
         assert result.exit_code == 0, result.output
         assert f"removed {dead[0]}, left by an export that did not finish" in result.output
         assert not any(path.exists() for path in dead)

@@ -30,7 +30,6 @@ from corpus_fixtures import write_garbage
 from faults import DS2, as_unprivileged, file_size_limit, one_line_error, run_ds2, shared_dir  # noqa: F401 - a fixture
 from ds2_keras.alphabet import ENGLISH_ALPHABET
 from ds2_keras.audio import load_audio
-from ds2_keras.benchmark import bench_command
 from ds2_keras.checkpoints import BEST_FILENAME, MODEL_FILENAME, load_model_file, save_model_file
 from ds2_keras.cli import main
 from ds2_keras.config import preset
@@ -190,7 +189,7 @@ def test_fit_with_a_val_manifest_records_val_loss_and_cer(trained_model, corpus,
 
 
 def test_bench_prints_every_figure(corpus):
-    result = CliRunner().invoke(bench_command, ["--manifest", f"train:{corpus['train']}", "--preset", "tiny",
+    result = CliRunner().invoke(main, ["bench", "--manifest", f"train:{corpus['train']}", "--preset", "tiny",
                                                 "--steps", "2", "--warmup", "1", "-z", "4"])
     assert result.exit_code == 0, result.output
     patterns = {

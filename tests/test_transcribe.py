@@ -16,11 +16,12 @@ from click.testing import CliRunner
 
 from ds2_keras.audio import load_audio
 from ds2_keras.checkpoints import load_model_file, save_model_file
+from ds2_keras.cli_transcribe import transcribe_command
 from ds2_keras.config import preset
 from ds2_keras.model import DS2Model
 from ds2_keras.recognizer import recognizer
 from ds2_keras.transcribe import (
-    join_pieces, recognize_batches, split_at_pauses, transcribe, transcribe_command, transcribe_files,
+    join_pieces, recognize_batches, split_at_pauses, transcribe, transcribe_files,
 )
 from ds2_keras.transcript_writers import transcript_record
 from ds2_keras.words import Hypothesis, Word
