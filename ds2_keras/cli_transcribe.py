@@ -14,7 +14,6 @@ import click
 
 from .audio import AudioError, audio_info, load_audio
 from .cli_options import batch_size_option, model_file_option
-from .fileio import OutputError
 from .transcribe import MAX_SECONDS, transcribe_files
 from .transcript_writers import FORMATS, output_path, printed_text, write_transcript
 
@@ -61,17 +60,14 @@ def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: in
     transcribed; the exit status is then 1. A progress bar (stderr) shows for several files or
     more than a minute of audio, unless transcripts are printed to a terminal.
     """
-    from .checkpoints import ModelFileError, load_model_file
+    from .checkpoints import load_model_file
     from .recognizer import recognizer
 
     _check_outputs(audio, output_format, output_dir)
-    try:
-        model = load_model_file(model_file, compile=False)
-        if stream:
-            return stream_files(model, audio, chunk_ms, realtime, output_format, output_dir)
-        module = recognizer(model)
-    except ModelFileError as error:
-        raise click.ClickException(str(error)) from None
+    model = load_model_file(model_file, compile=False)  # its DS2Errors print as one line (OneLineErrors)
+    if stream:
+        return stream_files(model, audio, chunk_ms, realtime, output_format, output_dir)
+    module = recognizer(model)
     total = header_seconds(audio)
     printing = output_dir is None and sys.stdout.isatty()  # the lines show the progress
     show_progress = (len(audio) > 1 or total > PROGRESS_SECONDS) and not printing
@@ -84,14 +80,11 @@ def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: in
                 if len(audio) > 1:
                     click.echo(f"Error: {result}", err=True)
             elif output_dir is not None:
-                try:
-                    write_transcript(output_dir, path, result, output_format)
-                except OutputError as error:
-                    raise click.ClickException(str(error)) from None
+                write_transcript(output_dir, path, result, output_format)
             else:
                 click.echo(printed_text(output_format, path, result))
     if len(audio) == 1 and failures:
-        raise click.ClickException(str(failures[0]))
+        raise failures[0]
     if failures:
         raise click.ClickException(f"{len(failures)} of {len(audio)} audio files could not be transcribed")
 

@@ -1,4 +1,4 @@
-"""Errors a user can act on (bad file, bad option), and the command group that prints them.
+"""Errors a user can act on (bad file, bad option).
 
 A DS2Error's message names the file or option at fault and the cause; the command line (cli)
 shows it the way click shows usage errors, one line and exit status 1. Anything else is a bug

@@ -26,7 +26,8 @@ _START_UP_INFO = re.compile(
 
 def hide_tensorflow_start_up_info() -> None:
     """Filter the first `import tensorflow` of this process, when the user hides INFO lines."""
-    if int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or 0) >= 1 and "tensorflow" not in sys.modules:
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0").strip()
+    if level.isdigit() and int(level) >= 1 and "tensorflow" not in sys.modules:
         sys.meta_path.insert(0, _FirstTensorFlowImport())
 
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from ds2_keras.audio import load_audio
 from ds2_keras.checkpoints import load_model_file, save_model_file
-from ds2_keras.cli_transcribe import transcribe_command
+from ds2_keras.cli import main
 from ds2_keras.config import preset
 from ds2_keras.model import DS2Model
 from ds2_keras.recognizer import recognizer
@@ -149,7 +149,7 @@ def test_cli_reports_unreadable_files_and_transcribes_the_rest(model_file, tmp_p
     garbage = tmp_path / "garbage.wav"
     garbage.write_bytes(b"not audio" * 20)
     missing = tmp_path / "missing.flac"
-    result = CliRunner().invoke(transcribe_command, ["--model-file", str(model_file), str(garbage), str(good),
+    result = CliRunner().invoke(main, ["transcribe", "--model-file", str(model_file), str(garbage), str(good),
                                                      str(missing)])
     assert result.exit_code == 1
     assert result.stdout.count("\n") == 1 and result.stdout.startswith(f"{good}\t")
@@ -161,7 +161,7 @@ def test_cli_reports_unreadable_files_and_transcribes_the_rest(model_file, tmp_p
 
 def test_cli_single_unreadable_file_is_one_line(model_file, tmp_path):
     missing = tmp_path / "missing.wav"
-    result = CliRunner().invoke(transcribe_command, ["--model-file", str(model_file), str(missing)])
+    result = CliRunner().invoke(main, ["transcribe", "--model-file", str(model_file), str(missing)])
     assert result.exit_code == 1
     (line,) = result.stderr.strip().splitlines()
     assert line == f"Error: {missing}: file not found"
@@ -171,7 +171,7 @@ def test_cli_single_unreadable_file_is_one_line(model_file, tmp_path):
 def test_cli_missing_model_file_is_one_line(tmp_path):
     audio = tmp_path / "a.wav"
     soundfile.write(audio, speechlike(0.5, 7), RATE)
-    result = CliRunner().invoke(transcribe_command, ["--model-file", str(tmp_path / "none.keras"), str(audio)])
+    result = CliRunner().invoke(main, ["transcribe", "--model-file", str(tmp_path / "none.keras"), str(audio)])
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Error: {tmp_path / 'none.keras'}: model file not found"
 
@@ -182,7 +182,7 @@ def test_cli_writes_one_file_per_input_in_each_format(model_file, module, tmp_pa
         soundfile.write(path, speechlike(1.5 + seed, seed), RATE)
     expected = transcribe(module, [load_audio(path) for path in files])
     for output_format, parse in (("json", json.loads), ("srt", parse_srt), ("vtt", parse_vtt), ("txt", str)):
-        result = CliRunner().invoke(transcribe_command, ["--model-file", str(model_file), "--format", output_format,
+        result = CliRunner().invoke(main, ["transcribe", "--model-file", str(model_file), "--format", output_format,
                                                          "--output-dir", str(tmp_path / "out"), *map(str, files)])
         assert result.exit_code == 0, result.output
         assert result.stdout == "" and "transcribing" in result.stderr  # a progress bar for several files
@@ -202,7 +202,7 @@ def test_cli_writes_one_file_per_input_in_each_format(model_file, module, tmp_pa
 def test_cli_prints_json_lines_without_an_output_dir(model_file, module, tmp_path):
     audio = tmp_path / "a.wav"
     soundfile.write(audio, speechlike(1.2, 9), RATE)
-    result = CliRunner().invoke(transcribe_command, ["--model-file", str(model_file), "--format", "json", str(audio)])
+    result = CliRunner().invoke(main, ["transcribe", "--model-file", str(model_file), "--format", "json", str(audio)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == transcript_record(audio, transcribe(module, [load_audio(audio)])[0])
 
@@ -212,10 +212,10 @@ def test_cli_refuses_outputs_that_would_clash(model_file, tmp_path):
     for path in (first, second):
         path.parent.mkdir()
         soundfile.write(path, speechlike(0.5, 1), RATE)
-    clash = CliRunner().invoke(transcribe_command, ["--model-file", str(model_file), "--format", "srt",
+    clash = CliRunner().invoke(main, ["transcribe", "--model-file", str(model_file), "--format", "srt",
                                                     "--output-dir", str(tmp_path / "out"), str(first), str(second)])
     assert clash.exit_code == 2 and f"{first} and {second} would both be written to" in clash.stderr
-    mixed = CliRunner().invoke(transcribe_command, ["--model-file", str(model_file), "--format", "vtt",
+    mixed = CliRunner().invoke(main, ["transcribe", "--model-file", str(model_file), "--format", "vtt",
                                                     str(first), str(second)])
     assert mixed.exit_code == 2 and "vtt subtitles of several files need --output-dir" in mixed.stderr
 
@@ -225,7 +225,7 @@ def test_cli_unwritable_output_dir_is_one_line(model_file, tmp_path):
     soundfile.write(audio, speechlike(0.5, 2), RATE)
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = CliRunner().invoke(transcribe_command, ["--model-file", str(model_file), "--output-dir",
+    result = CliRunner().invoke(main, ["transcribe", "--model-file", str(model_file), "--output-dir",
                                                      str(blocker / "out"), str(audio)])
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Error: {blocker / 'out'}: cannot write (not a directory)"
