@@ -98,8 +98,11 @@ def bench_command(manifests: tuple[str, ...], model_file: Path | None, preset: s
 @click.option("--cpu-replicas", type=click.IntRange(min=0), default=0, help="Split the CPU into N logical devices for MirroredStrategy.")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Wall-clock budget: stop, validate and save when it runs out (the same command continues).")
+@click.option("--average", "average_last", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Keep the last N epochs' weights in SAVE_PATH/epochs and write their mean to "
+                   "SAVE_PATH/averaged.keras at the end, scored on the val manifests.")
 def fit(manifests, epochs, batch_size, save_path, model_file, init_from, freeze, alphabet_file, preset, overrides, fresh,
-        cache, save_every, cpu_replicas, max_minutes):
+        cache, save_every, cpu_replicas, max_minutes, average_last):
     """Train (or resume training) a DS2 model with CTC loss."""
     from .distribute import split_cpu
     from .training import FitRequest, fit as run_fit
@@ -122,8 +125,24 @@ def fit(manifests, epochs, batch_size, save_path, model_file, init_from, freeze,
         output_dir=save_path, config=config, model_file=model_file, fresh=fresh, cache=cache,
         save_every_steps=save_every, max_minutes=max_minutes, init_from=init_from,
         chosen_fields=frozenset(chosen - {"language", "alphabet"}), alphabet_file=alphabet_file,
+        average_last=average_last,
     )
     run_fit(request)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--last", type=click.IntRange(min=1), required=True,
+              help="Average the newest N epochs kept by ds2 fit --average (fewer if fewer are kept).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="The averaged model file [default: RUN_DIR/averaged.keras].")
+def average(run_dir, last, output):
+    """Average the weights of a run's last epochs into one model file (checkpoint averaging)."""
+    from .averaging import write_average
+
+    model, path = write_average(run_dir, last, output)
+    epochs = model.progress["averaged_epochs"]
+    click.echo(f"weights of epochs {epochs[0]}-{epochs[-1]} of {run_dir} averaged into {path}")
 
 
 def parse_floats(text: str, option: str) -> list[float]:

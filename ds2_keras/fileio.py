@@ -110,8 +110,9 @@ def _temporary_beside(path: Path) -> str:
 
 
 def _temporary_affixes(path: Path) -> tuple[str, str]:
-    """How atomic_path names the temporaries beside `path`: hidden, with the same extension."""
-    return f".{path.name}.", path.suffix
+    """How atomic_path names the temporaries beside `path`: hidden, with the same extensions
+    (Keras picks the format of "x.weights.h5" from both)."""
+    return f".{path.name}.", "".join(path.suffixes)
 
 
 def remove_stale_temporaries(path: str | Path) -> None:

@@ -19,6 +19,9 @@ import pandas as pd
 import tensorflow as tf
 
 from .alphabet import Alphabet
+from .averaging import (
+    AVERAGED_FILENAME, EpochWeights, forget_epochs, remove_stale_epoch_temporaries, write_average,
+)
 from .checkpoints import BEST_FILENAME, HISTORY_FILENAME, MODEL_FILENAME, Checkpointer, load_model_file
 from .config import DS2Config
 from .data import (
@@ -33,7 +36,7 @@ from .locks import exclusive_use
 from .manifest import read_manifests
 from .model import DS2Model
 from .optim import make_optimizer
-from .validation import ValidationCallback
+from .validation import ValidationCallback, validate
 
 CONFIG_FILENAME = "config.json"
 FIT_LOCK = ".fit.lock"  # held by the running fit (see locks.py); records its pid and host
@@ -83,6 +86,7 @@ class FitRequest:
     init_from: Path | None = None  # a new run starting from this model's weights (finetune.py)
     chosen_fields: frozenset[str] = frozenset()  # of `config`, what --init-from applies over the model's
     alphabet_file: Path | None = None  # the new run's alphabet (default: the training transcripts' characters)
+    average_last: int = 0  # keep the last N epochs' weights and write their mean to averaged.keras (averaging.py)
 
 
 def configure_precision(config: DS2Config) -> None:
@@ -209,8 +213,9 @@ def fit(request: FitRequest) -> DS2Model:
     if not is_chief():  # other workers write nothing there
         return _fit(request)
     with exclusive_use(request.output_dir, FIT_LOCK, "ds2 fit"):
-        for name in (MODEL_FILENAME, BEST_FILENAME, HISTORY_FILENAME, CONFIG_FILENAME):
+        for name in (MODEL_FILENAME, BEST_FILENAME, HISTORY_FILENAME, CONFIG_FILENAME, AVERAGED_FILENAME):
             remove_stale_temporaries(request.output_dir / name)  # left by a fit killed mid-write
+        remove_stale_epoch_temporaries(request.output_dir)
         return _fit(request)
 
 
@@ -233,6 +238,8 @@ def _fit(request: FitRequest) -> DS2Model:
         steps = batches_per_epoch(train, request.batch_size)
         if model is None:
             model = _new_model(request, config, train, steps, source)
+            if is_chief():
+                forget_epochs(request.output_dir)
         _check_resumable(model, request.batch_size, steps)
         model.progress = {**model.progress, "batch_size": request.batch_size, "steps_per_epoch": steps}
     if is_chief():
@@ -249,7 +256,19 @@ def _fit(request: FitRequest) -> DS2Model:
     _train(model, request, train, val, steps, strategy)
     if is_chief():
         print(f"model saved to {request.output_dir / MODEL_FILENAME}")
+        if request.average_last:
+            _write_average(request, val)
     return model
+
+
+def _write_average(request: FitRequest, val: Utterances | None) -> None:
+    """averaged.keras from the kept epochs, scored on the val set as each epoch was."""
+    averaged, path = write_average(request.output_dir, request.average_last)
+    epochs = averaged.progress["averaged_epochs"]
+    print(f"weights of epochs {epochs[0]}-{epochs[-1]} averaged into {path}")
+    if val is not None:
+        result = validate(averaged, val, request.batch_size, progress=request.verbose in (1, "auto"))
+        print("\n" + result.report(f"averaged epochs {epochs[0]}-{epochs[-1]}"))
 
 
 def _train(model: DS2Model, request: FitRequest, train: Utterances, val: Utterances | None, steps: int,
@@ -273,6 +292,7 @@ def _train(model: DS2Model, request: FitRequest, train: Utterances, val: Utteran
                 ValidationCallback(val, request.batch_size) if val is not None else None,
                 ElapsedMinutes(),
                 Checkpointer(request.output_dir, request.save_every_steps, step_offset=skip),
+                EpochWeights(request.output_dir, request.average_last) if request.average_last else None,
                 keras.callbacks.TensorBoard(log_dir=str(logs)) if is_chief() else None,
                 budget,
             ]

@@ -4,12 +4,38 @@ It runs before the checkpointer and TensorBoard callbacks, so both record val_lo
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 
 from .data import Utterances
 from .decoding import greedy_decode_utterances
 from .inference import run_inference
-from .metrics import cer
+from .metrics import ErrorRate, cer
+from .model import DS2Model
+
+
+@dataclass
+class Validation:
+    loss: float
+    error: ErrorRate
+    references: list[str]
+    predictions: list[str]
+
+    def report(self, heading: str) -> str:
+        """The scores, and the longest utterance's transcript, which shows the most of what the model does."""
+        lines = [f"{heading}: val_loss {self.loss:.3f}  val {self.error}"]
+        if self.references:
+            lines.append(f"  ref: {self.references[-1]}\n  hyp: {self.predictions[-1]}")
+        return "\n".join(lines)
+
+
+def validate(model: DS2Model, utterances: Utterances, batch_size: int, progress: bool) -> Validation:
+    """Mean CTC loss and pooled greedy CER, scored as `ds2 evaluate` scores them."""
+    result = run_inference(model, utterances, batch_size, progress=progress)
+    references = utterances.rows["text"].to_numpy()[result.indices].tolist()
+    predictions = greedy_decode_utterances(result.logits, model.alphabet)
+    return Validation(result.mean_loss, cer(references, predictions), references, predictions)
 
 
 class ValidationCallback(keras.callbacks.Callback):
@@ -21,13 +47,8 @@ class ValidationCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         # A large val set takes minutes: its bar replaces the epoch's until the epoch line ends it.
         show_progress = self.params.get("verbose") in (1, "auto")  # as Keras shows the epoch's bar
-        result = run_inference(self.model, self.utterances, self.batch_size, progress=show_progress)
-        references = self.utterances.rows["text"].to_numpy()[result.indices].tolist()
-        predictions = greedy_decode_utterances(result.logits, self.model.alphabet)
-        error = cer(references, predictions)
+        result = validate(self.model, self.utterances, self.batch_size, show_progress)
         if logs is not None:
-            logs["val_loss"] = result.mean_loss
-            logs["val_cer"] = error.rate
-        print(f"\nepoch {epoch + 1}: val_loss {result.mean_loss:.3f}  val {error}")
-        if references:  # the longest utterance shows the most of what the model does
-            print(f"  ref: {references[-1]}\n  hyp: {predictions[-1]}")
+            logs["val_loss"] = result.loss
+            logs["val_cer"] = result.error.rate
+        print("\n" + result.report(f"epoch {epoch + 1}"))
