@@ -5,7 +5,9 @@ first so batches carry little padding, and returns per-utterance logits for any 
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
+from typing import Callable
 
 import keras
 import numpy as np
@@ -30,15 +32,28 @@ class Inference:
         return float(finite.mean()) if finite.size else float("nan")
 
 
+_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its traced forward pass
+
+
+def forward_pass(model: DS2Model) -> Callable:
+    """The model's traced log-probabilities, lengths and CTC losses, one per model, so that
+    validating after every epoch reuses the traces of the first validation instead of retracing."""
+    if model not in _FORWARDS:
+        reference = weakref.ref(model)  # the cache must not keep the model alive
+
+        @tf.function(reduce_retracing=True)
+        def forward(inputs, targets):
+            logits, lengths = reference()(inputs, training=False)
+            losses = ctc_loss(targets["labels"], targets["label_lengths"], logits, lengths)
+            return tf.nn.log_softmax(logits), lengths, losses
+
+        _FORWARDS[model] = forward
+    return _FORWARDS[model]
+
+
 def run_inference(model: DS2Model, utterances: Utterances, batch_size: int, progress: bool = True) -> Inference:
     dataset, loader = evaluation_dataset(utterances, model.ds2_config, batch_size)
-
-    @tf.function(reduce_retracing=True)
-    def forward(inputs, targets):
-        logits, lengths = model(inputs, training=False)
-        losses = ctc_loss(targets["labels"], targets["label_lengths"], logits, lengths)
-        return tf.nn.log_softmax(logits), lengths, losses
-
+    forward = forward_pass(model)
     bar = keras.utils.Progbar(batches_per_epoch(utterances, batch_size), unit_name="batch") if progress else None
     if bar is not None:
         bar.update(0)  # shown at once: the first batch waits for tf.function's trace

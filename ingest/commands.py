@@ -17,7 +17,7 @@ from .commonvoice import ingest_commonvoice
 from .folder import ingest_folder
 from .librispeech import ingest_librispeech
 from .ljspeech import ingest_ljspeech
-from .synth import synth
+from .synth import SPLITS as SYNTH_SPLITS, synthesize_corpus
 
 _PATH = click.Path(path_type=Path)
 
@@ -91,4 +91,19 @@ def an4(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, ve
     echo_summary(ingest_an4(src_dir, transcripts_dir, manifest, split, progress, verify))
 
 
-ingest.add_command(synth)
+
+@ingest.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-n", "--num-utterances", type=click.IntRange(min=len(SYNTH_SPLITS)), default=1200, show_default=True,
+              help="Utterances in all splits together (about 80/10/10 train/val/test).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Same seed and size give byte-identical audio and transcripts.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Parallel synthesis threads [default: CPU count, at most 8].")
+def synth(out_dir: Path, num_utterances: int, seed: int, workers: int | None) -> None:
+    """Synthesize an English speech corpus with espeak-ng into OUT_DIR (LibriSpeech layout).
+
+    Writes OUT_DIR/train.csv, val.csv and test.csv; the test split uses voices heard in no
+    other split. Needs only the espeak-ng program: no download, no GPU.
+    """
+    synthesize_corpus(out_dir, num_utterances, seed=seed, workers=workers)

@@ -362,7 +362,7 @@ def synthesize_corpus(out_dir: Path, num_utterances: int, seed: int = 0, workers
                 shutil.rmtree(out_dir / "transcripts" / split, ignore_errors=True)
         staging.rename(root)
     if show_progress:
-        click.echo(f"synthesized {len(recordings)} utterances, {sum(durations.values()) / 3600:.2f} hours, "
+        print(f"synthesized {len(recordings)} utterances, {sum(durations.values()) / 3600:.2f} hours, "
                    f"{len({r.speaker for r in recordings})} voices in {time.perf_counter() - started:.1f} s "
                    f"with {workers} workers -> {root}")
     manifests = {}
@@ -371,26 +371,9 @@ def synthesize_corpus(out_dir: Path, num_utterances: int, seed: int = 0, workers
                                      show_progress=show_progress)
         manifests[split] = summary.manifest
         if show_progress:
-            click.echo(f"{split}: {summary.format()}")
+            print(f"{split}: {summary.format()}")
     return manifests
 
 
 def _progress(length: int, show: bool):
     return click.progressbar(length=length, label="synthesizing", file=sys.stderr if show else io.StringIO())
-
-
-@click.command("synth")
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("-n", "--num-utterances", type=click.IntRange(min=len(SPLITS)), default=1200, show_default=True,
-              help="Utterances in all splits together (about 80/10/10 train/val/test).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Same seed and size give byte-identical audio and transcripts.")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Parallel synthesis threads [default: CPU count, at most 8].")
-def synth(out_dir: Path, num_utterances: int, seed: int, workers: int | None) -> None:
-    """Synthesize an English speech corpus with espeak-ng into OUT_DIR (LibriSpeech layout).
-
-    Writes OUT_DIR/train.csv, val.csv and test.csv; the test split uses voices heard in no
-    other split. Needs only the espeak-ng program: no download, no GPU.
-    """
-    synthesize_corpus(out_dir, num_utterances, seed=seed, workers=workers)

@@ -15,7 +15,7 @@ from ds2_keras.manifest import read_manifest
 from ingest import synth as synth_module
 from ingest.sentences import MAX_WORDS, MIN_WORDS, WRITTEN, compose_sentences, sentence_pool, word_count
 from ingest.commands import ingest
-from ingest.synth import SPLITS, SynthError, split_sizes, synth, synthesize_corpus
+from ingest.synth import SPLITS, SynthError, split_sizes, synthesize_corpus
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 N = 16
@@ -148,7 +148,7 @@ def test_rerun_replaces_own_corpus_but_not_a_foreign_one(tmp_path):
 
 @needs_espeak
 def test_cli_writes_manifests(tmp_path):
-    result = CliRunner().invoke(synth, [str(tmp_path / "cli"), "-n", "5", "--seed", "3", "--workers", "1"])
+    result = CliRunner().invoke(ingest, ["synth", str(tmp_path / "cli"), "-n", "5", "--seed", "3", "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "synthesized 5 utterances" in result.output
     assert all((tmp_path / "cli" / f"{split}.csv").is_file() for split in SPLITS)

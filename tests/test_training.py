@@ -36,7 +36,7 @@ from ds2_keras.config import preset
 from ds2_keras.data import Utterances, batches_per_epoch, select_utterances, training_dataset
 from ds2_keras.decoding import greedy_decode_utterances
 from ds2_keras.frames import output_frames
-from ds2_keras.inference import run_inference
+from ds2_keras.inference import forward_pass, run_inference
 from ds2_keras.manifest import read_manifest, write_manifest
 from ds2_keras.metrics import cer
 from ds2_keras.model import DS2Model
@@ -186,6 +186,18 @@ def test_fit_with_a_val_manifest_records_val_loss_and_cer(trained_model, corpus,
     best = load_model_file(tmp_path / BEST_FILENAME, compile=False)
     assert best.progress["epoch"] == model.progress["epoch"]
     assert best.progress["history"]["val_cer"] == history["val_cer"]
+
+
+def test_inference_traces_its_forward_pass_once_per_model_and_shapes(trained_model, corpus):
+    model = load_model_file(trained_model, compile=False)
+    utterances = select_utterances(read_manifest(corpus["val"]), model.ds2_config)
+    first = run_inference(model, utterances, 4, progress=False)
+    traces = forward_pass(model).experimental_get_tracing_count()
+    again = run_inference(model, utterances, 4, progress=False)  # as validation does after every epoch
+    assert forward_pass(model).experimental_get_tracing_count() == traces > 0
+    np.testing.assert_array_equal(first.losses, again.losses)
+    other = load_model_file(trained_model, compile=False)  # another model gets its own trace, not this one's
+    assert forward_pass(other) is not forward_pass(model)
 
 
 def test_bench_prints_every_figure(corpus):
