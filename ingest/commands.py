@@ -91,7 +91,6 @@ def an4(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, ve
     echo_summary(ingest_an4(src_dir, transcripts_dir, manifest, split, progress, verify))
 
 
-
 @ingest.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("-n", "--num-utterances", type=click.IntRange(min=len(SYNTH_SPLITS)), default=1200, show_default=True,
