@@ -9,8 +9,10 @@ first fit chooses the alphabet and language from the training manifests (choose_
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 import keras
@@ -43,16 +45,61 @@ FIT_LOCK = ".fit.lock"  # held by the running fit (see locks.py); records its pi
 
 
 class WallClockBudget(keras.callbacks.Callback):
-    """Stops training after the batch that ends past `minutes`; validation and the checkpoint follow."""
+    """Stops training after the batch that ends past `minutes`; validation and the checkpoint follow.
 
-    def __init__(self, minutes: float):
+    After the second epoch (the first one also traces the graphs and fills the cache) it projects
+    where the budget ends at that epoch's pace and says so when that is short of the planned epochs: the cosine schedule is sized by -e, so a run whose -e does not fit the machine
+    stops at a high learning rate (an epoch of the README's `small` recipe takes 2.7 minutes on one
+    2-core machine and nearly 6 on another), and the person learns what -e to give instead.
+    """
+
+    def __init__(self, minutes: float, planned_epochs: int, cosine_floor: float | None,
+                 clock: Callable[[], float] = time.monotonic):
+        """cosine_floor: the config's lr_floor when its schedule is the cosine, else None."""
         super().__init__()
-        self.deadline = time.monotonic() + 60 * minutes
+        self.minutes = minutes
+        self.planned_epochs = planned_epochs
+        self.cosine_floor = cosine_floor
+        self.clock = clock
+        self.started = clock()
+        self.deadline = self.started + 60 * minutes
         self.ran_out = False
+        self.whole_epochs = 0  # whole epochs finished in this fit
+        self.epoch_started = self.started
+        self.whole_epoch = False
+        self.new_run: bool | None = None
+
+    def on_train_begin(self, logs=None):
+        if self.new_run is None:
+            self.new_run = self.model.progress["epoch"] == self.model.progress["step"] == 0
 
     def on_train_batch_end(self, batch, logs=None):
-        if time.monotonic() > self.deadline:
+        if self.clock() > self.deadline:
             self.model.stop_training = self.ran_out = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = self.clock()
+        self.whole_epoch = self.model.progress["step"] == 0  # not the rest of a resumed epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.whole_epoch or self.ran_out:
+            return
+        self.whole_epochs += 1
+        if self.whole_epochs != 2 or not is_chief():
+            return
+        minutes_per_epoch = max(self.clock() - self.epoch_started, 1e-6) / 60
+        last = epoch + 1 + int(max(self.deadline - self.clock(), 0) / 60 / minutes_per_epoch)
+        if last >= self.planned_epochs:
+            return
+        advice = ""
+        if self.cosine_floor is not None and self.new_run:  # a resume keeps the first fit's schedule
+            rate = self.cosine_floor + (1 - self.cosine_floor) * (1 + math.cos(math.pi * last / self.planned_epochs)) / 2
+            advice = (f"; the cosine learning-rate schedule, sized for {self.planned_epochs} epochs, will be at "
+                      f"about {100 * rate:.0f} % of its peak there, not at its floor ({100 * self.cosine_floor:g} %): "
+                      f"on this machine, a new run with -e {last} fits this budget")
+        pace = f"{minutes_per_epoch:.1f} minutes" if minutes_per_epoch >= 1 else f"{60 * minutes_per_epoch:.0f} s"
+        print(f"--max-minutes {self.minutes:g}: an epoch takes about {pace} here, so "
+              f"the budget ends near epoch {last} of the {self.planned_epochs} planned{advice}")
 
 
 class ElapsedMinutes(keras.callbacks.Callback):
@@ -278,7 +325,8 @@ def _train(model: DS2Model, request: FitRequest, train: Utterances, val: Utteran
     epoch, step = model.progress["epoch"], model.progress["step"]
     segments = [(epoch, epoch + 1, step), (epoch + 1, request.epochs, 0)] if step else [(epoch, request.epochs, 0)]
     logs = request.output_dir / "logs"
-    budget = WallClockBudget(request.max_minutes) if request.max_minutes else None
+    cosine_floor = model.ds2_config.lr_floor if model.ds2_config.lr_schedule == "cosine" else None
+    budget = WallClockBudget(request.max_minutes, request.epochs, cosine_floor) if request.max_minutes else None
     with reporting_tensorflow_errors(logs):  # TensorBoard writes there with TensorFlow's file system
         for first, last, skip in segments:
             if first >= last:

@@ -41,7 +41,7 @@ from ds2_keras.manifest import read_manifest, write_manifest
 from ds2_keras.metrics import cer
 from ds2_keras.model import DS2Model
 from ds2_keras.optim import make_optimizer, make_schedule
-from ds2_keras.training import FIT_LOCK, FitRequest, fit
+from ds2_keras.training import FIT_LOCK, FitRequest, WallClockBudget, fit
 
 TINY = preset("tiny")
 
@@ -247,6 +247,56 @@ def test_max_minutes_stops_validates_saves_mid_epoch_and_the_same_command_finish
     assert len(finished.progress["history"]["loss"]) == 2
     assert int(finished.optimizer.iterations.numpy()) == 2 * batches_per_epoch(
         select_utterances(read_manifest(corpus["train"]), TINY), 4)
+
+
+class Clock:
+    """A wall clock the test moves by hand, in minutes."""
+
+    def __init__(self):
+        self.minutes = 0.0
+
+    def __call__(self) -> float:
+        return 60 * self.minutes
+
+
+def epochs_under_budget(minutes: list[float], planned_epochs: int, cosine_floor: float | None,
+                        progress: dict) -> None:
+    """Half a minute of start-up, then epochs (the first may be the rest of one) taking `minutes`
+    each, of a fit under a 59-minute budget."""
+    clock = Clock()
+    budget = WallClockBudget(59, planned_epochs, cosine_floor, clock=clock)
+    model = type("Model", (), {"progress": dict(progress), "stop_training": False})()
+    budget.set_model(model)
+    budget.on_train_begin()
+    clock.minutes = 0.5
+    for epoch, length in enumerate(minutes, start=progress["epoch"]):
+        budget.on_epoch_begin(epoch)
+        clock.minutes += length
+        budget.on_train_batch_end(0)
+        budget.on_epoch_end(epoch)
+        model.progress = {"epoch": epoch + 1, "step": 0}
+    assert not model.stop_training
+
+
+def test_max_minutes_says_after_the_second_epoch_where_the_budget_ends_and_what_e_fits(capsys):
+    # The README's small recipe on the slower machine; the first epoch also traces and fills the cache.
+    epochs_under_budget([6.3, 5.9], 20, 0.02, {"epoch": 0, "step": 0})
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("--max-minutes 59: an epoch takes about 5.9 minutes here, so the budget ends near "
+                          "epoch 9 of the 20 planned")  # 12.7 minutes gone, 46.3 left: 7 more epochs
+    # 0.02 + 0.98 * (1 + cos(pi * 9 / 20)) / 2 = 0.587
+    assert "will be at about 59 % of its peak there, not at its floor (2 %)" in out
+    assert out.endswith("on this machine, a new run with -e 9 fits this budget") and "\n" not in out
+
+    epochs_under_budget([2.9, 2.7, 2.7], 21, 0.02, {"epoch": 0, "step": 0})  # 21 fit: nothing to say
+    epochs_under_budget([5.9], 20, 0.02, {"epoch": 0, "step": 0})  # one epoch alone: not yet
+    epochs_under_budget([1.0, 5.9], 20, 0.02, {"epoch": 3, "step": 5})  # the rest of a resumed epoch counts not
+    assert capsys.readouterr().out == ""
+    epochs_under_budget([6.3, 5.9], 20, None, {"epoch": 0, "step": 0})  # decay per epoch: no schedule to size
+    epochs_under_budget([6.3, 5.9], 20, 0.02, {"epoch": 3, "step": 0})  # a resume keeps its first fit's schedule
+    per_epoch_decay, resumed = capsys.readouterr().out.strip().split("\n")
+    assert per_epoch_decay.endswith("so the budget ends near epoch 9 of the 20 planned")
+    assert resumed.endswith("so the budget ends near epoch 12 of the 20 planned")
 
 
 def feature_batch(seed: int, poison: float | None = None) -> tf.data.Dataset:
