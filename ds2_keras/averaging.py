@@ -17,7 +17,7 @@ import numpy as np
 from .checkpoints import MODEL_FILENAME, ModelFileError, load_model_file, save_model_file
 from .distribute import is_chief
 from .errors import DS2Error
-from .fileio import atomic_path, reporting_os_errors
+from .fileio import atomic_path, remove_stale_temporaries, reporting_os_errors
 from .model import DS2Model
 
 EPOCHS_DIRNAME = "epochs"  # epoch-NNN.weights.h5: the weights (no optimizer state) after epoch NNN
@@ -57,9 +57,7 @@ def forget_epochs(output_dir: Path) -> None:
 
 def remove_stale_epoch_temporaries(output_dir: Path) -> None:
     """Delete the temporaries of epoch weights a killed fit was writing (see fileio.atomic_path)."""
-    for stale in (Path(output_dir) / EPOCHS_DIRNAME).glob(".epoch-*.weights.h5.*"):
-        with reporting_os_errors(stale):
-            stale.unlink(missing_ok=True)
+    remove_stale_temporaries(Path(output_dir) / EPOCHS_DIRNAME / "epoch-*.weights.h5", name_is_pattern=True)
 
 
 class EpochWeights(keras.callbacks.Callback):

@@ -115,12 +115,15 @@ def _temporary_affixes(path: Path) -> tuple[str, str]:
     return f".{path.name}.", "".join(path.suffixes)
 
 
-def remove_stale_temporaries(path: str | Path) -> None:
+def remove_stale_temporaries(path: str | Path, name_is_pattern: bool = False) -> None:
     """Delete the temporaries a killed process left beside `path` (kill -9 skips atomic_path's
-    clean-up). Only for a caller that alone writes `path`, as the holder of a directory lock."""
+    clean-up). Only for a caller that alone writes `path`, as the holder of a directory lock.
+    With name_is_pattern, path's name is a glob ("epoch-*.weights.h5") naming a family of files."""
     path = Path(path)
     prefix, suffix = _temporary_affixes(path)
-    for stale in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+    if not name_is_pattern:
+        prefix, suffix = glob.escape(prefix), glob.escape(suffix)
+    for stale in path.parent.glob(f"{prefix}*{suffix}"):
         with reporting_os_errors(stale):
             stale.unlink(missing_ok=True)
 

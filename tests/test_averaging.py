@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from ds2_keras.averaging import AVERAGED_FILENAME, kept_epochs, snapshot_path
+from ds2_keras.averaging import AVERAGED_FILENAME, kept_epochs, remove_stale_epoch_temporaries, snapshot_path
 from ds2_keras.checkpoints import MODEL_FILENAME, load_model_file
 from ds2_keras.cli import main
+from ds2_keras.fileio import atomic_path
 
 
 def fit_tiny(corpus: dict[str, Path], output: Path, epochs: int, *extra: str) -> str:
@@ -67,3 +68,24 @@ def test_a_damaged_epoch_file_is_a_one_line_error_naming_it(corpus, tmp_path):
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert result.output.startswith(f"Error: {damaged}: cannot be loaded into {output / MODEL_FILENAME}")
+
+
+
+class Killed(Exception):
+    pass
+
+
+def test_the_next_fit_removes_what_a_killed_epoch_write_left_and_nothing_else(tmp_path):
+    kept = snapshot_path(tmp_path, 3)
+    kept.parent.mkdir()
+    kept.write_bytes(b"weights")
+    try:
+        with atomic_path(snapshot_path(tmp_path, 4)) as temporary:
+            raise Killed
+    except Killed:
+        temporary.write_bytes(b"half")  # what kill -9 mid-write leaves: atomic_path's clean-up never ran
+    stray = kept.parent / ".epoch-004.weights.h5.notes"  # not a name atomic_path makes
+    stray.write_text("mine")
+    remove_stale_epoch_temporaries(tmp_path)
+    assert sorted(path.name for path in kept.parent.iterdir()) == sorted([kept.name, stray.name])
+    assert not temporary.exists()
