@@ -48,8 +48,9 @@ class WallClockBudget(keras.callbacks.Callback):
     """Stops training after the batch that ends past `minutes`; validation and the checkpoint follow.
 
     After the second epoch (the first one also traces the graphs and fills the cache) it projects
-    where the budget ends at that epoch's pace and says so when that is short of the planned epochs: the cosine schedule is sized by -e, so a run whose -e does not fit the machine
-    stops at a high learning rate (an epoch of the README's `small` recipe takes 2.7 minutes on one
+    where the budget ends at that epoch's pace, and says so when that is short of the planned
+    epochs: the cosine schedule is sized by -e, so a run whose -e does not fit the machine stops
+    at a high learning rate (an epoch of the README's `small` recipe takes 2.7 minutes on one
     2-core machine and nearly 6 on another), and the person learns what -e to give instead.
     """
 
@@ -93,7 +94,8 @@ class WallClockBudget(keras.callbacks.Callback):
             return
         advice = ""
         if self.cosine_floor is not None and self.new_run:  # a resume keeps the first fit's schedule
-            rate = self.cosine_floor + (1 - self.cosine_floor) * (1 + math.cos(math.pi * last / self.planned_epochs)) / 2
+            annealed = (1 + math.cos(math.pi * last / self.planned_epochs)) / 2  # 1 at the start, 0 at -e
+            rate = self.cosine_floor + (1 - self.cosine_floor) * annealed
             advice = (f"; the cosine learning-rate schedule, sized for {self.planned_epochs} epochs, will be at "
                       f"about {100 * rate:.0f} % of its peak there, not at its floor ({100 * self.cosine_floor:g} %): "
                       f"on this machine, a new run with -e {last} fits this budget")
