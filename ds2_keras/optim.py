@@ -5,6 +5,8 @@ from a model file restores the exact learning rate too.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import keras
 from keras import ops
 
@@ -51,6 +53,12 @@ def make_schedule(config: DS2Config, steps_per_epoch: int, epochs: int) -> keras
     return keras.optimizers.schedules.CosineDecay(
         start, decay_steps=total - warmup, alpha=config.lr_floor,
         warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+
+
+def rate_after(config: DS2Config, steps_per_epoch: int, epochs: int) -> Callable[[int], float]:
+    """The learning rate after n epochs of the run make_schedule plans, as a fraction of its peak."""
+    schedule = make_schedule(config, steps_per_epoch, epochs)
+    return lambda n: float(schedule(n * steps_per_epoch)) / config.learning_rate
 
 
 def make_optimizer(config: DS2Config, steps_per_epoch: int, epochs: int = 1) -> keras.optimizers.Optimizer:

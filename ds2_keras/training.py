@@ -9,11 +9,10 @@ first fit chooses the alphabet and language from the training manifests (choose_
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
@@ -37,7 +36,7 @@ from .fileio import make_directory, remove_stale_temporaries, reporting_tensorfl
 from .locks import exclusive_use
 from .manifest import read_manifests
 from .model import DS2Model
-from .optim import make_optimizer
+from .optim import make_optimizer, rate_after
 from .validation import ValidationCallback, validate
 
 CONFIG_FILENAME = "config.json"
@@ -54,25 +53,20 @@ class WallClockBudget(keras.callbacks.Callback):
     2-core machine and nearly 6 on another), and the person learns what -e to give instead.
     """
 
-    def __init__(self, minutes: float, planned_epochs: int, cosine_floor: float | None,
+    def __init__(self, minutes: float, planned_epochs: int, rate_after: Callable[[int], float] | None,
                  clock: Callable[[], float] = time.monotonic):
-        """cosine_floor: the config's lr_floor when its schedule is the cosine, else None."""
+        """rate_after(n): the run's learning rate after n epochs, as a fraction of its peak; given
+        for a new run's cosine schedule (a resume keeps its first fit's), else None."""
         super().__init__()
         self.minutes = minutes
         self.planned_epochs = planned_epochs
-        self.cosine_floor = cosine_floor
+        self.rate_after = rate_after
         self.clock = clock
-        self.started = clock()
-        self.deadline = self.started + 60 * minutes
+        self.deadline = clock() + 60 * minutes
         self.ran_out = False
         self.whole_epochs = 0  # whole epochs finished in this fit
-        self.epoch_started = self.started
+        self.epoch_started = clock()
         self.whole_epoch = False
-        self.new_run: bool | None = None
-
-    def on_train_begin(self, logs=None):
-        if self.new_run is None:
-            self.new_run = self.model.progress["epoch"] == self.model.progress["step"] == 0
 
     def on_train_batch_end(self, batch, logs=None):
         if self.clock() > self.deadline:
@@ -93,12 +87,11 @@ class WallClockBudget(keras.callbacks.Callback):
         if last >= self.planned_epochs:
             return
         advice = ""
-        if self.cosine_floor is not None and self.new_run:  # a resume keeps the first fit's schedule
-            annealed = (1 + math.cos(math.pi * last / self.planned_epochs)) / 2  # 1 at the start, 0 at -e
-            rate = self.cosine_floor + (1 - self.cosine_floor) * annealed
+        if self.rate_after is not None:
             advice = (f"; the cosine learning-rate schedule, sized for {self.planned_epochs} epochs, will be at "
-                      f"about {100 * rate:.0f} % of its peak there, not at its floor ({100 * self.cosine_floor:g} %): "
-                      f"on this machine, a new run with -e {last} fits this budget")
+                      f"about {100 * self.rate_after(last):.0f} % of its peak there, not at its floor "
+                      f"({100 * self.rate_after(self.planned_epochs):.2g} %): on this machine, a new run with "
+                      f"-e {last} fits this budget")
         pace = f"{minutes_per_epoch:.1f} minutes" if minutes_per_epoch >= 1 else f"{60 * minutes_per_epoch:.0f} s"
         print(f"--max-minutes {self.minutes:g}: an epoch takes about {pace} here, so "
               f"the budget ends near epoch {last} of the {self.planned_epochs} planned{advice}")
@@ -327,8 +320,12 @@ def _train(model: DS2Model, request: FitRequest, train: Utterances, val: Utteran
     epoch, step = model.progress["epoch"], model.progress["step"]
     segments = [(epoch, epoch + 1, step), (epoch + 1, request.epochs, 0)] if step else [(epoch, request.epochs, 0)]
     logs = request.output_dir / "logs"
-    cosine_floor = model.ds2_config.lr_floor if model.ds2_config.lr_schedule == "cosine" else None
-    budget = WallClockBudget(request.max_minutes, request.epochs, cosine_floor) if request.max_minutes else None
+    budget = None
+    if request.max_minutes:
+        config = model.ds2_config
+        new_cosine = config.lr_schedule == "cosine" and epoch == step == 0  # else not sized by this -e
+        planned_rate = rate_after(config, steps, request.epochs) if new_cosine else None
+        budget = WallClockBudget(request.max_minutes, request.epochs, planned_rate)
     with reporting_tensorflow_errors(logs):  # TensorBoard writes there with TensorFlow's file system
         for first, last, skip in segments:
             if first >= last:

@@ -70,7 +70,6 @@ def test_a_damaged_epoch_file_is_a_one_line_error_naming_it(corpus, tmp_path):
     assert result.output.startswith(f"Error: {damaged}: cannot be loaded into {output / MODEL_FILENAME}")
 
 
-
 class Killed(Exception):
     pass
 

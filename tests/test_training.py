@@ -40,7 +40,7 @@ from ds2_keras.inference import forward_pass, run_inference
 from ds2_keras.manifest import read_manifest, write_manifest
 from ds2_keras.metrics import cer
 from ds2_keras.model import DS2Model
-from ds2_keras.optim import make_optimizer, make_schedule
+from ds2_keras.optim import make_optimizer, make_schedule, rate_after
 from ds2_keras.training import FIT_LOCK, FitRequest, WallClockBudget, fit
 
 TINY = preset("tiny")
@@ -264,10 +264,12 @@ def epochs_under_budget(minutes: list[float], planned_epochs: int, cosine_floor:
     """Half a minute of start-up, then epochs (the first may be the rest of one) taking `minutes`
     each, of a fit under a 59-minute budget."""
     clock = Clock()
-    budget = WallClockBudget(59, planned_epochs, cosine_floor, clock=clock)
+    new_cosine = cosine_floor is not None and progress["epoch"] == progress["step"] == 0  # as fit decides
+    config = TINY.replace(lr_schedule="cosine", lr_floor=cosine_floor or 0.0, warmup_steps=0)
+    planned_rate = rate_after(config, 10, planned_epochs) if new_cosine else None
+    budget = WallClockBudget(59, planned_epochs, planned_rate, clock=clock)
     model = type("Model", (), {"progress": dict(progress), "stop_training": False})()
     budget.set_model(model)
-    budget.on_train_begin()
     clock.minutes = 0.5
     for epoch, length in enumerate(minutes, start=progress["epoch"]):
         budget.on_epoch_begin(epoch)
