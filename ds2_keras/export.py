@@ -128,7 +128,9 @@ def export_saved_model(model: DS2Model, out_dir: str | Path, version: int | None
                 from .streaming import add_serving_signatures
 
                 signatures.update(add_serving_signatures(module, model))
-            tf.saved_model.save(module, str(staging), signatures=signatures)
+            # A server computes no gradients: gru_recurrence's hand-written backward pass stays out.
+            options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+            tf.saved_model.save(module, str(staging), signatures=signatures, options=options)
         with reporting_os_errors(staging / "assets.extra"):
             (staging / "assets.extra").mkdir()
             atomic_write_text(staging / "assets.extra" / "ds2.json", json.dumps(model_facts(model), indent=1, ensure_ascii=False) + "\n")

@@ -5,6 +5,8 @@ step's input by the input kernel, then the state by the recurrent kernel: 2 x T 
 [batch, features] per layer and direction, and as many again in the backward pass. The input
 part does not depend on the state, so here it is one [batch x T, features] x [features, gates]
 matmul before the loop (and one for its gradient), and each step multiplies only the state.
+The GRU's loop then runs with a hand-written backward pass (gru_recurrence.py), which keeps the
+recurrent kernel's gradient out of the loop.
 Same weights, same masking (Keras' own loop, `keras.src.backend.rnn`, carries the state over
 masked steps exactly as before), same results up to float rounding.
 
@@ -19,6 +21,8 @@ import tensorflow as tf
 from keras import layers, ops
 from keras.src import backend as keras_backend
 
+from .gru_recurrence import gru_recurrence
+
 _PACKAGE = "ds2"
 
 
@@ -30,6 +34,12 @@ def _projectable(layer: layers.RNN, training: bool) -> bool:
     """The projected loop covers what the model uses: no dropout inside the cell, no unrolling."""
     cell = layer.cell
     return not layer.unroll and not cell.recurrent_dropout and not (training and cell.dropout)
+
+
+def _recurrence_written_out(cell: layers.GRUCell) -> bool:
+    """gru_recurrence covers Keras' default GRU cell."""
+    return (cell.reset_after and cell.use_bias and cell.activation is keras.activations.get("tanh")
+            and cell.recurrent_activation is keras.activations.get("sigmoid"))
 
 
 def _loop(layer: layers.RNN, step, projected, initial_state, mask):
@@ -63,6 +73,8 @@ class GRU(layers.GRU):
         projected = ops.matmul(sequences, kernel)
         if input_bias is not None:
             projected = projected + input_bias
+        if _recurrence_written_out(cell):
+            return self._written_out_loop(projected, initial_state, mask, recurrent_kernel, recurrent_bias)
 
         def step(x, states):
             h_tm1 = states[0]
@@ -85,6 +97,17 @@ class GRU(layers.GRU):
             return h, [h]
 
         return _loop(self, step, projected, [initial_state], mask)
+
+    def _written_out_loop(self, projected, initial_state, mask, recurrent_kernel, recurrent_bias):
+        """Keras' loop's results, from gru_recurrence and its hand-written backward pass."""
+        time_major = tf.transpose(projected, (1, 0, 2))
+        frames = tf.ones(tf.shape(time_major)[:2], tf.bool) if mask is None else tf.transpose(tf.cast(mask, tf.bool))
+        frames = frames[..., tf.newaxis]
+        if self.go_backwards:
+            time_major, frames = tf.reverse(time_major, [0]), tf.reverse(frames, [0])
+        outputs, state = gru_recurrence(time_major, frames, initial_state, tf.convert_to_tensor(recurrent_kernel),
+                                        recurrent_bias, self.zero_output_for_mask)
+        return outputs[-1], tf.transpose(outputs, (1, 0, 2)), [state]
 
 
 @keras.saving.register_keras_serializable(_PACKAGE)

@@ -1,5 +1,5 @@
-"""ds2's GRU, LSTM (inputs projected before the loop) and Conv2D (gradients as forward convolutions)
-against Keras' and TensorFlow's own on the same weights."""
+"""ds2's GRU, LSTM (inputs projected before the loop; the GRU's backward pass written out) and
+Conv2D (gradients as forward convolutions) against Keras' and TensorFlow's own on the same weights."""
 from __future__ import annotations
 
 import keras
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ds2_keras.recurrent import GRU, LSTM
+from ds2_keras.recurrent import GRU, LSTM, _recurrence_written_out
 
 LENGTHS = [9, 4, 1, 7]  # right-padded to 9 frames, as the model's masks are
 
@@ -33,12 +33,16 @@ def _inputs():
     return tf.constant(x * mask[..., None]), tf.constant(mask)
 
 
+def _output_weights(y):
+    """A different weight for every output, so that every output's gradient counts."""
+    return tf.reshape(tf.cos(tf.range(tf.size(y), dtype=tf.float32)), tf.shape(y))
+
+
 def _outputs_and_gradients(layer, x, mask, training):
     with tf.GradientTape() as tape:
         tape.watch(x)
         y = layer(x, mask=mask, training=training)
-        weights = tf.reshape(tf.cos(tf.range(tf.size(y), dtype=tf.float32)), tf.shape(y))  # every output counts
-        loss = tf.reduce_sum(y * weights)
+        loss = tf.reduce_sum(y * _output_weights(y))
     return y.numpy(), [g.numpy() for g in tape.gradient(loss, [x] + layer.trainable_weights)]
 
 
@@ -53,6 +57,26 @@ def test_projected_layer_equals_keras_layer_with_masking(kind, go_backwards, tra
     np.testing.assert_allclose(got, expected, atol=1e-5)
     for g, e in zip(gradients, expected_gradients):
         np.testing.assert_allclose(g, e, atol=1e-5)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_gru_final_state_and_initial_state_gradients_equal_keras(go_backwards):
+    """The hand-written backward pass (gru_recurrence) also carries the gradients of a returned final
+    state and last output back into a given initial state."""
+    reference, projected = _pair("gru", go_backwards, return_state=True)
+    assert _recurrence_written_out(projected.cell)
+    x, mask = _inputs()
+    initial = tf.constant(np.random.default_rng(3).normal(size=(len(LENGTHS), 6)).astype(np.float32))
+    results = []
+    for layer in (reference, projected):
+        with tf.GradientTape() as tape:
+            tape.watch([x, initial])
+            outputs, state = layer(x, mask=mask, initial_state=initial)
+            loss = tf.reduce_sum(outputs * _output_weights(outputs)) + tf.reduce_sum(state * _output_weights(state))
+        gradients = tape.gradient(loss, [x, initial] + layer.trainable_weights)
+        results.append([outputs.numpy(), state.numpy()] + [g.numpy() for g in gradients])
+    for got, expected in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 def test_gru_without_reset_after_equals_keras_gru():
@@ -106,7 +130,7 @@ def test_conv2d_fast_gradients_equal_tensorflow(shape, kernel, strides):
         with tf.GradientTape() as tape:
             tape.watch([x, w])
             y = convolve(x, w)
-            loss = tf.reduce_sum(y * tf.reshape(tf.cos(tf.range(tf.size(y), dtype=tf.float32)), tf.shape(y)))
+            loss = tf.reduce_sum(y * _output_weights(y))
         results.append([y.numpy()] + [g.numpy() for g in tape.gradient(loss, [x, w])])
     for got, expected in zip(results[1], results[0]):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
