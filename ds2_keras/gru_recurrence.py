@@ -5,11 +5,10 @@ recurrent kernel) it computes that weight's whole gradient in every step: a [uni
 [batch, 3 units] outer product, then a sum into the running total. At the batches a CPU trains
 with (8-16) that product is mostly memory traffic: in a TensorFlow profile of six steps of the
 `small` preset at batch 8 on 2 cores, the loops' gradient matmuls and sums took 20 of the 45
-busy CPU-seconds. The backward
-loop here carries only what the recurrence needs (the state's gradient, one [batch, 3 units] x
-[3 units, units] matmul a step) and keeps each step's gradient at the gates; the recurrent
-kernel's and bias's gradients are then one [units, T x batch] x [T x batch, 3 units] matmul and
-one sum after the loop.
+busy CPU-seconds. The backward loop here carries only what the recurrence needs (the state's
+gradient, one [batch, 3 units] x [3 units, units] matmul a step) and keeps each step's gradient
+at the gates; the recurrent kernel's and bias's gradients are then one [units, T x batch] x
+[T x batch, 3 units] matmul and one sum after the loop.
 
 Covers Keras' default cell (reset_after, tanh and sigmoid); recurrent.py falls back to
 TensorFlow's own differentiation for any other.

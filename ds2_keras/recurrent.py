@@ -101,11 +101,14 @@ class GRU(layers.GRU):
     def _written_out_loop(self, projected, initial_state, mask, recurrent_kernel, recurrent_bias):
         """Keras' loop's results, from gru_recurrence and its hand-written backward pass."""
         time_major = tf.transpose(projected, (1, 0, 2))
-        frames = tf.ones(tf.shape(time_major)[:2], tf.bool) if mask is None else tf.transpose(tf.cast(mask, tf.bool))
-        frames = frames[..., tf.newaxis]
+        if mask is None:
+            mask = tf.ones(tf.shape(time_major)[:2], tf.bool)
+        else:
+            mask = tf.transpose(tf.cast(mask, tf.bool))
+        mask = mask[..., tf.newaxis]  # [T, batch, 1], as the time-major inputs
         if self.go_backwards:
-            time_major, frames = tf.reverse(time_major, [0]), tf.reverse(frames, [0])
-        outputs, state = gru_recurrence(time_major, frames, initial_state, tf.convert_to_tensor(recurrent_kernel),
+            time_major, mask = tf.reverse(time_major, [0]), tf.reverse(mask, [0])
+        outputs, state = gru_recurrence(time_major, mask, initial_state, tf.convert_to_tensor(recurrent_kernel),
                                         recurrent_bias, self.zero_output_for_mask)
         return outputs[-1], tf.transpose(outputs, (1, 0, 2)), [state]
 
