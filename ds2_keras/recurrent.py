@@ -16,6 +16,8 @@ own path is taken unchanged: cuDNN already projects the inputs in one matmul.
 """
 from __future__ import annotations
 
+import importlib
+
 import keras
 import tensorflow as tf
 from keras import layers, ops
@@ -24,10 +26,13 @@ from keras.src import backend as keras_backend
 from .gru_recurrence import gru_recurrence
 
 _PACKAGE = "ds2"
+# The module itself: the package's `rnn` attribute is a function of the same name.
+_KERAS_TF_RNN = importlib.import_module("keras.src.backend.tensorflow.rnn")
 
 
 def _cudnn_possible(layer: layers.RNN) -> bool:
-    return layer.use_cudnn is not False and bool(tf.config.list_logical_devices("GPU"))
+    """Keras' own test for a GPU, so this path and Keras' cuDNN choice never disagree."""
+    return layer.use_cudnn is not False and _KERAS_TF_RNN._is_gpu_available()
 
 
 def _projectable(layer: layers.RNN, training: bool) -> bool:
