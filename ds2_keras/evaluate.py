@@ -5,11 +5,10 @@ seed's per-utterance mean is asked for; unreadable audio is skipped, counted and
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
+import keras
 import numpy as np
 
 from .checkpoints import load_model_file
@@ -48,8 +47,13 @@ class DecoderChoice:
 
 
 def decode_all(inference: Inference, decoder: Decoder, frame_seconds: float) -> list[Hypothesis]:
-    with click.progressbar(inference.logits, label=decoder.description, file=sys.stderr) as bar:
-        return [decoder.decode_utterance(log_probs, frame_seconds=frame_seconds) for log_probs in bar]
+    """Every utterance's hypothesis, with a Keras progress bar as inference's (beam search takes minutes)."""
+    bar = keras.utils.Progbar(len(inference.logits), unit_name="utterance")
+    hypotheses = []
+    for done, log_probs in enumerate(inference.logits, start=1):
+        hypotheses.append(decoder.decode_utterance(log_probs, frame_seconds=frame_seconds))
+        bar.update(done)
+    return hypotheses
 
 
 @dataclass

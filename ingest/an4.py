@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Iterator
 
 from .common import (
-    MALFORMED_ENTRY, MISSING_AUDIO, IngestError, IngestSummary, Skip, Utterance, ingest_corpus, read_lines,
-    require_16k_mono, untranscribed,
+    MALFORMED_ENTRY, MISSING_AUDIO, IngestError, IngestSummary, Progress, Skip, Utterance, ingest_corpus,
+    read_lines, require_16k_mono, untranscribed,
 )
 
 SPLITS = ("train", "test")
@@ -22,12 +22,12 @@ _LINE = re.compile(r"(?P<words>.*?)\s*\((?P<fileid>[^()\s]+)\)")
 
 
 def ingest_an4(
-    source_dir: Path, transcripts_dir: Path, manifest_path: Path, split: str = "train", show_progress: bool = True,
-    verify: bool = False,
+    source_dir: Path, transcripts_dir: Path, manifest_path: Path, split: str = "train",
+    progress: Progress | None = None, verify: bool = False,
 ) -> IngestSummary:
     """Ingest one split (train or test) of AN4; `source_dir` is the `an4` directory or its parent."""
     return ingest_corpus(
-        source_dir, partial(enumerate_an4, split=split), transcripts_dir, manifest_path, show_progress,
+        source_dir, partial(enumerate_an4, split=split), transcripts_dir, manifest_path, progress,
         require_16k_mono, verify,
     )
 

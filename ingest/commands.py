@@ -4,15 +4,17 @@ Progress goes to stderr, the summary to stdout; an IngestError is shown as one l
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import click
 
 from ds2_keras.cli_options import OneLineErrors
 
 from .an4 import SPLITS as AN4_SPLITS, ingest_an4
-from .common import IngestSummary
+from .common import IngestSummary, Progress
 from .commonvoice import ingest_commonvoice
 from .folder import ingest_folder
 from .librispeech import ingest_librispeech
@@ -45,6 +47,17 @@ def echo_summary(summary: IngestSummary) -> None:
     click.echo(summary.format())
 
 
+@contextlib.contextmanager
+def progress_bar(length: int, label: str) -> Iterator[Callable[[int], None]]:
+    """click's bar on stderr, so that stdout carries the summary alone."""
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def shown_if(progress: bool) -> Progress | None:
+    return progress_bar if progress else None
+
+
 @click.group("ingest", cls=OneLineErrors)
 def ingest() -> None:
     """Turn a corpus into one transcript file per utterance and a manifest CSV."""
@@ -54,14 +67,14 @@ def ingest() -> None:
 @corpus_arguments
 def librispeech(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool) -> None:
     """LibriSpeech: one split directory, the LibriSpeech/ directory of splits, or its parent."""
-    echo_summary(ingest_librispeech(src_dir, transcripts_dir, manifest, progress, verify))
+    echo_summary(ingest_librispeech(src_dir, transcripts_dir, manifest, shown_if(progress), verify))
 
 
 @ingest.command()
 @corpus_arguments
 def ljspeech(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool) -> None:
     """LJSpeech: the LJSpeech-1.1 directory (metadata.csv and wavs/)."""
-    echo_summary(ingest_ljspeech(src_dir, transcripts_dir, manifest, progress, verify))
+    echo_summary(ingest_ljspeech(src_dir, transcripts_dir, manifest, shown_if(progress), verify))
 
 
 @ingest.command()
@@ -72,7 +85,7 @@ def ljspeech(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: boo
 def commonvoice(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool, split: str,
                 language: str | None) -> None:
     """Common Voice: a language directory holding <split>.tsv and clips/."""
-    echo_summary(ingest_commonvoice(src_dir, transcripts_dir, manifest, split, progress, verify, language))
+    echo_summary(ingest_commonvoice(src_dir, transcripts_dir, manifest, split, shown_if(progress), verify, language))
 
 
 @ingest.command()
@@ -80,7 +93,7 @@ def commonvoice(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: 
 @language_option("en", "The transcripts' language (a code such as en, es, de), which picks the text normalization.")
 def folder(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool, language: str) -> None:
     """Any tree of .wav/.flac/.mp3/.ogg/.sph files, each with a same-named .txt transcript."""
-    echo_summary(ingest_folder(src_dir, transcripts_dir, manifest, progress, verify, language))
+    echo_summary(ingest_folder(src_dir, transcripts_dir, manifest, shown_if(progress), verify, language))
 
 
 @ingest.command()
@@ -88,7 +101,7 @@ def folder(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool,
 @click.option("--split", type=click.Choice(AN4_SPLITS), default="train", show_default=True)
 def an4(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool, split: str) -> None:
     """AN4 (CMU census): the an4 directory (etc/, wav/ of .sph files) or its parent."""
-    echo_summary(ingest_an4(src_dir, transcripts_dir, manifest, split, progress, verify))
+    echo_summary(ingest_an4(src_dir, transcripts_dir, manifest, split, shown_if(progress), verify))
 
 
 @ingest.command()
@@ -105,4 +118,4 @@ def synth(out_dir: Path, num_utterances: int, seed: int, workers: int | None) ->
     Writes OUT_DIR/train.csv, val.csv and test.csv; the test split uses voices heard in no
     other split. Needs only the espeak-ng program: no download, no GPU.
     """
-    synthesize_corpus(out_dir, num_utterances, seed=seed, workers=workers)
+    synthesize_corpus(out_dir, num_utterances, seed=seed, workers=workers, progress=progress_bar)

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Callable, ContextManager, Iterable, Iterator, Sequence, TypeVar
 
-import click
 import pandas as pd
 
 from ds2_keras.alphabet import ENGLISH, UnmappableTextError, normalize_text
@@ -50,6 +48,10 @@ MAX_UID_BYTES = 200
 
 T = TypeVar("T")
 R = TypeVar("R")
+# A progress display: given the work's length and a label, a context whose value advances it by
+# a count. The command line passes a bar (ingest.commands.progress_bar); None shows nothing, so
+# the recipes need no terminal toolkit.
+Progress = Callable[[int, str], ContextManager[Callable[[int], None]]]
 
 
 class IngestError(FileError):
@@ -133,7 +135,7 @@ def ingest_corpus(
     enumerate_corpus: Recipe,
     transcripts_dir: Path,
     manifest_path: Path,
-    show_progress: bool = True,
+    progress: Progress | None = None,
     check_audio: AudioCheck | None = None,
     verify: bool = False,
     language: str = ENGLISH,
@@ -156,8 +158,9 @@ def ingest_corpus(
     written: set[str] = set()
     audio = _in_parallel(partial(_inspect_audio, check_audio=check_audio, decode=verify), items)
     label = f"{'decoding and ingesting' if verify else 'ingesting'} {source_dir}"
-    with contextlib.closing(audio), _progress(zip(items, audio), len(items), label, show_progress) as bar:
-        for item, header in bar:
+    with contextlib.closing(audio), shown(progress, len(items), label) as advance:
+        for item, header in zip(items, audio):
+            advance(1)
             outcome = item if isinstance(item, Skip) else _validate(item, header, written, language)
             if isinstance(outcome, Skip):
                 skips.append(outcome)
@@ -264,10 +267,11 @@ def untranscribed(audio_paths: Iterable[Path], transcribed: set[str]) -> Iterato
             yield Utterance(path.stem, path, None)
 
 
-def _progress(items: Iterable[T], length: int, label: str, show: bool):
-    if not show:
-        return contextlib.nullcontext(items)
-    return click.progressbar(items, length=length, label=label, file=sys.stderr)
+def shown(progress: Progress | None, length: int, label: str) -> ContextManager[Callable[[int], None]]:
+    """`progress` for this work, or a display that shows nothing."""
+    if progress is None:
+        return contextlib.nullcontext(lambda count: None)
+    return progress(length, label)
 
 
 def _absolute(path: str | Path) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .common import (
-    MALFORMED_ENTRY, IngestError, IngestSummary, Skip, Utterance, ingest_corpus, read_lines,
+    MALFORMED_ENTRY, IngestError, IngestSummary, Progress, Skip, Utterance, ingest_corpus, read_lines,
 )
 
 # A Common Voice locale: 2-3 lower-case letters, optionally a region or script (`es`, `sv-SE`, `zh-HK`, `cnh`).
@@ -23,12 +23,12 @@ _LOCALE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z]{2,4})?")
 
 
 def ingest_commonvoice(
-    source_dir: Path, transcripts_dir: Path, manifest_path: Path, split: str = "train", show_progress: bool = True,
-    verify: bool = False, language: str | None = None,
+    source_dir: Path, transcripts_dir: Path, manifest_path: Path, split: str = "train",
+    progress: Progress | None = None, verify: bool = False, language: str | None = None,
 ) -> IngestSummary:
     """Ingest one split (train, dev, test, validated, ...) of a Common Voice language directory."""
     return ingest_corpus(
-        source_dir, partial(enumerate_commonvoice, split=split), transcripts_dir, manifest_path, show_progress,
+        source_dir, partial(enumerate_commonvoice, split=split), transcripts_dir, manifest_path, progress,
         # A missing directory is reported as such by ingest_corpus, whatever its name.
         verify=verify, language=language or (locale_of(source_dir) if Path(source_dir).is_dir() else "und"),
     )

@@ -11,18 +11,19 @@ from typing import Iterator
 from ds2_keras.alphabet import ENGLISH
 
 from .common import (
-    MISSING_AUDIO, UNREADABLE_TRANSCRIPT, IngestError, IngestSummary, Skip, Utterance, ingest_corpus, read_lines,
+    MISSING_AUDIO, UNREADABLE_TRANSCRIPT, IngestError, IngestSummary, Progress, Skip, Utterance, ingest_corpus,
+    read_lines,
 )
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".sph")  # .sph: NIST SPHERE, as AN4 ships
 
 
 def ingest_folder(
-    source_dir: Path, transcripts_dir: Path, manifest_path: Path, show_progress: bool = True, verify: bool = False,
-    language: str = ENGLISH,
+    source_dir: Path, transcripts_dir: Path, manifest_path: Path, progress: Progress | None = None,
+    verify: bool = False, language: str = ENGLISH,
 ) -> IngestSummary:
     """Ingest every audio file under `source_dir` that has a same-named .txt transcript in `language`."""
-    return ingest_corpus(source_dir, enumerate_folder, transcripts_dir, manifest_path, show_progress, verify=verify,
+    return ingest_corpus(source_dir, enumerate_folder, transcripts_dir, manifest_path, progress, verify=verify,
                          language=language)
 
 

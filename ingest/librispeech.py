@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import Iterator
 
 from .common import (
-    IngestError, IngestSummary, Skip, Utterance, ingest_corpus, read_lines, require_16k_mono, untranscribed,
+    IngestError, IngestSummary, Progress, Skip, Utterance, ingest_corpus, read_lines, require_16k_mono, untranscribed,
 )
 
 
 def ingest_librispeech(
-    source_dir: Path, transcripts_dir: Path, manifest_path: Path, show_progress: bool = True, verify: bool = False
+    source_dir: Path, transcripts_dir: Path, manifest_path: Path, progress: Progress | None = None, verify: bool = False
 ) -> IngestSummary:
     """Ingest one split, or every split under a `LibriSpeech/` directory (or its parent)."""
     return ingest_corpus(
-        source_dir, enumerate_librispeech, transcripts_dir, manifest_path, show_progress, require_16k_mono, verify
+        source_dir, enumerate_librispeech, transcripts_dir, manifest_path, progress, require_16k_mono, verify
     )
 
 

@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Iterator
 
 from .common import (
-    MALFORMED_ENTRY, IngestError, IngestSummary, Skip, Utterance, ingest_corpus, read_lines, untranscribed,
+    MALFORMED_ENTRY, IngestError, IngestSummary, Progress, Skip, Utterance, ingest_corpus, read_lines, untranscribed,
 )
 
 
 def ingest_ljspeech(
-    source_dir: Path, transcripts_dir: Path, manifest_path: Path, show_progress: bool = True, verify: bool = False
+    source_dir: Path, transcripts_dir: Path, manifest_path: Path, progress: Progress | None = None, verify: bool = False
 ) -> IngestSummary:
     """Ingest the unpacked `LJSpeech-1.1` directory."""
-    return ingest_corpus(source_dir, enumerate_ljspeech, transcripts_dir, manifest_path, show_progress, verify=verify)
+    return ingest_corpus(source_dir, enumerate_ljspeech, transcripts_dir, manifest_path, progress, verify=verify)
 
 
 def enumerate_ljspeech(source_dir: Path) -> Iterator[Utterance | Skip]:

@@ -18,7 +18,6 @@ import itertools
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -26,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import click
 import numpy as np
 import soundfile
 
@@ -34,6 +32,7 @@ from ds2_keras.alphabet import normalize_text
 from ds2_keras.audio import SAMPLE_RATE, resample, write_audio
 from ds2_keras.errors import DS2Error
 from ds2_keras.fileio import make_directory, reporting_os_errors
+from ingest.common import Progress, shown
 from ingest.librispeech import ingest_librispeech
 from ingest.sentences import sentence_pool
 
@@ -256,19 +255,19 @@ def speech_rms(speech: np.ndarray, frame: int = SAMPLE_RATE // 50) -> float:
 
 
 def synthesize_tree(root: Path, recordings: list[Recording], seed: int, workers: int,
-                    show_progress: bool) -> dict[str, float]:
+                    progress: Progress | None = None) -> dict[str, float]:
     """Render every recording into `root` in parallel; returns seconds of audio per utterance id.
 
     Threads suffice: the work is an espeak-ng subprocess plus numpy and libsndfile calls,
     which release the GIL, and threads keep a parent that imported TensorFlow safe from fork.
     """
     durations: dict[str, float] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool, _progress(len(recordings), show_progress) as bar:
+    with ThreadPoolExecutor(max_workers=workers) as pool, shown(progress, len(recordings), "synthesizing") as advance:
         futures = {pool.submit(render, recording, seed, root): recording for recording in recordings}
         try:
             for future in as_completed(futures):
                 durations[futures[future].uid] = future.result()
-                bar.update(1)
+                advance(1)
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
@@ -323,14 +322,15 @@ def _is_ours(root: Path) -> bool:
 
 
 def synthesize_corpus(out_dir: Path, num_utterances: int, seed: int = 0, workers: int | None = None,
-                      show_progress: bool = True) -> dict[str, Path]:
+                      progress: Progress | None = None) -> dict[str, Path]:
     """Synthesize `OUT_DIR/LibriSpeech/{train,val,test}`, then ingest each split.
 
     Writes `OUT_DIR/<split>.csv` and `OUT_DIR/transcripts/<split>/`; returns split -> manifest.
     A corpus this command made before in OUT_DIR is replaced; any other `LibriSpeech`
     folder there is left alone and reported. The tree is built beside its final place and
     renamed into it, so an interrupted run, or one the OS stops (a full disk: an OutputError
-    naming the file), never leaves a half-written corpus.
+    naming the file), never leaves a half-written corpus. With a `progress` display, each step
+    also prints a line of what it made.
     """
     out_dir = Path(out_dir)
     root = out_dir / "LibriSpeech"
@@ -349,7 +349,7 @@ def synthesize_corpus(out_dir: Path, num_utterances: int, seed: int = 0, workers
         shutil.rmtree(staging, ignore_errors=True)
         make_directory(staging)
         try:
-            durations = synthesize_tree(staging, recordings, seed, workers, show_progress)
+            durations = synthesize_tree(staging, recordings, seed, workers, progress)
             write_transcripts(staging, recordings)
             write_speakers(staging, recordings, durations)
             write_readme(staging, version, num_utterances, seed)
@@ -361,19 +361,15 @@ def synthesize_corpus(out_dir: Path, num_utterances: int, seed: int = 0, workers
             for split in SPLITS:
                 shutil.rmtree(out_dir / "transcripts" / split, ignore_errors=True)
         staging.rename(root)
-    if show_progress:
+    if progress is not None:
         print(f"synthesized {len(recordings)} utterances, {sum(durations.values()) / 3600:.2f} hours, "
                    f"{len({r.speaker for r in recordings})} voices in {time.perf_counter() - started:.1f} s "
                    f"with {workers} workers -> {root}")
     manifests = {}
     for split in SPLITS:
         summary = ingest_librispeech(root / split, out_dir / "transcripts" / split, out_dir / f"{split}.csv",
-                                     show_progress=show_progress)
+                                     progress=progress)
         manifests[split] = summary.manifest
-        if show_progress:
+        if progress is not None:
             print(f"{split}: {summary.format()}")
     return manifests
-
-
-def _progress(length: int, show: bool):
-    return click.progressbar(length=length, label="synthesizing", file=sys.stderr if show else io.StringIO())

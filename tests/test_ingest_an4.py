@@ -15,7 +15,7 @@ from ingest.common import IngestError
 
 
 def run(source: Path, tmp_path: Path, split: str = "train"):
-    return ingest_an4(source, tmp_path / "tx", tmp_path / f"{split}.csv", split, show_progress=False)
+    return ingest_an4(source, tmp_path / "tx", tmp_path / f"{split}.csv", split)
 
 
 def texts(summary) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """The LibriSpeech recipe and the shared ingest machinery, on a tiny LibriSpeech-layout tree."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +21,7 @@ from ingest.librispeech import ingest_librispeech
 
 
 def run(source: Path, tmp_path: Path):
-    return ingest_librispeech(source, tmp_path / "transcripts", tmp_path / "out" / "manifest.csv", show_progress=False)
+    return ingest_librispeech(source, tmp_path / "transcripts", tmp_path / "out" / "manifest.csv")
 
 
 def test_manifest_row_by_row(tmp_path):
@@ -195,7 +196,24 @@ def test_cli_ingests_and_prints_the_summary(tmp_path):
     assert result.exit_code == 0, result.output
     assert f"wrote {len(LIBRISPEECH) - 1} utterances" in result.stdout
     assert "missing audio: 1" in result.stdout
+    assert f"ingesting {split}" in result.stderr and "ingesting" not in result.stdout  # the bar, on stderr
     assert len(read_manifest(manifest)) == len(LIBRISPEECH) - 1
+
+
+def test_library_call_shows_no_progress_unless_given_a_display(tmp_path, capsys):
+    split = tmp_path / "dev-clean"
+    make_librispeech(split)
+    run(split, tmp_path)
+    assert capsys.readouterr() == ("", "")
+    advanced = []
+
+    @contextlib.contextmanager
+    def display(length, label):
+        yield advanced.append
+        advanced.append((length, label))
+
+    ingest_librispeech(split, tmp_path / "again", tmp_path / "again.csv", progress=display)
+    assert advanced == [1] * len(LIBRISPEECH) + [(len(LIBRISPEECH), f"ingesting {split}")]
 
 
 @pytest.mark.parametrize("make_source", [lambda tmp: tmp / "nowhere", lambda tmp: tmp])

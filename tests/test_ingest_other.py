@@ -34,7 +34,7 @@ def outputs(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_ljspeech_uses_the_normalized_column_at_any_rate(tmp_path):
     durations = make_ljspeech(tmp_path / "LJSpeech-1.1", LJ_ROWS)
-    summary = ingest_ljspeech(tmp_path / "LJSpeech-1.1", *outputs(tmp_path), show_progress=False)
+    summary = ingest_ljspeech(tmp_path / "LJSpeech-1.1", *outputs(tmp_path))
     rows = read_manifest(summary.manifest)
     texts = dict(zip(rows["audio_path"].map(stem_of), rows["text"]))
     assert texts == {"LJ001-0001": "printing in sixteen forty", "LJ001-0002": "mister smith and co"}
@@ -54,7 +54,7 @@ def test_ljspeech_bad_input(tmp_path):
     write_garbage(root / "wavs" / "LJ001-0001.wav")
     with (root / "metadata.csv").open("a", encoding="utf-8") as metadata:
         metadata.write("LJ001-0005|only two fields\n")
-    summary = ingest_ljspeech(root, *outputs(tmp_path), show_progress=False)
+    summary = ingest_ljspeech(root, *outputs(tmp_path))
     assert summary.skipped == {
         "missing audio": 1, "no transcript": 1, "unreadable audio": 1, "empty text": 1,
         "malformed transcript entry": 2,
@@ -69,14 +69,14 @@ def test_ljspeech_bad_input(tmp_path):
 def test_ljspeech_without_metadata(tmp_path):
     (tmp_path / "LJSpeech-1.1" / "wavs").mkdir(parents=True)
     with pytest.raises(IngestError, match="no metadata.csv"):
-        ingest_ljspeech(tmp_path / "LJSpeech-1.1", *outputs(tmp_path), show_progress=False)
+        ingest_ljspeech(tmp_path / "LJSpeech-1.1", *outputs(tmp_path))
 
 
 def test_commonvoice_split_of_mp3_clips(tmp_path):
     root = tmp_path / "cv" / "en"
     durations = make_commonvoice(root, "dev", CV_ROWS)
     make_commonvoice(root, "train", {"common_voice_en_9.mp3": ("Not this split.", 0.4)})
-    summary = ingest_commonvoice(root, *outputs(tmp_path), split="dev", show_progress=False)
+    summary = ingest_commonvoice(root, *outputs(tmp_path), split="dev")
     rows = read_manifest(summary.manifest)
     assert dict(zip(rows["audio_path"].map(stem_of), rows["text"])) == {
         "common_voice_en_1": "hello she said it's late", "common_voice_en_2": "ou est la gare",
@@ -93,7 +93,7 @@ def test_commonvoice_bad_input(tmp_path):
     (root / "clips" / "gone.mp3").unlink()
     with (root / "train.tsv").open("a", encoding="utf-8") as table:
         table.write("c0ffee\t\tno clip path\t0\t0\t\t\t\n")
-    summary = ingest_commonvoice(root, *outputs(tmp_path), show_progress=False)
+    summary = ingest_commonvoice(root, *outputs(tmp_path))
     assert summary.skipped == {
         "missing audio": 1, "characters outside the alphabet": 1, "malformed transcript entry": 1,
     }
@@ -103,7 +103,7 @@ def test_commonvoice_bad_input(tmp_path):
 def test_commonvoice_missing_split_names_the_ones_present(tmp_path):
     make_commonvoice(tmp_path / "en", "dev", CV_ROWS)
     with pytest.raises(IngestError, match=r"no train.tsv \(splits found: dev\)"):
-        ingest_commonvoice(tmp_path / "en", *outputs(tmp_path), show_progress=False)
+        ingest_commonvoice(tmp_path / "en", *outputs(tmp_path))
 
 
 def test_commonvoice_table_without_the_columns(tmp_path):
@@ -111,7 +111,7 @@ def test_commonvoice_table_without_the_columns(tmp_path):
     (root / "clips").mkdir(parents=True)
     (root / "train.tsv").write_text("file\ttext\na.mp3\thello\n", encoding="utf-8")
     with pytest.raises(IngestError, match=r"train.tsv: missing columns \['path', 'sentence'\]"):
-        ingest_commonvoice(root, *outputs(tmp_path), show_progress=False)
+        ingest_commonvoice(root, *outputs(tmp_path))
 
 
 def test_folder_of_mixed_formats(tmp_path):
@@ -122,7 +122,7 @@ def test_folder_of_mixed_formats(tmp_path):
         path = root / relative
         durations[path] = write_tone(path, 0.5, rate, channels)
         path.with_suffix(".txt").write_text(f"Recording {path.stem.upper()}!\n", encoding="utf-8")
-    summary = ingest_folder(root, *outputs(tmp_path), show_progress=False)
+    summary = ingest_folder(root, *outputs(tmp_path))
     rows = read_manifest(summary.manifest)
     assert sorted(Path(p).name for p in rows["transcript_path"]) == [
         "a__b__two.txt", "a__one.txt", "b__one.txt", "c__four.txt", "three.txt",
@@ -145,7 +145,7 @@ def test_folder_bad_input(tmp_path):
     (root / "latin1.txt").write_bytes(b"caf\xe9")
     write_tone(root / "silent.wav", 0.0)
     (root / "silent.txt").write_text("nothing was said", encoding="utf-8")
-    summary = ingest_folder(root, *outputs(tmp_path), show_progress=False)
+    summary = ingest_folder(root, *outputs(tmp_path))
     assert summary.utterances == 1
     assert summary.skipped == {
         "no transcript": 1, "missing audio": 1, "unreadable audio": 1, "unreadable transcript": 1, "empty audio": 1,
@@ -161,7 +161,7 @@ def test_folder_path_too_long_for_a_transcript_name_is_skipped(tmp_path):
     for path in (root / "short.wav", deep):
         write_tone(path, 0.3)
         path.with_suffix(".txt").write_text("hello", encoding="utf-8")
-    summary = ingest_folder(root, *outputs(tmp_path), show_progress=False)
+    summary = ingest_folder(root, *outputs(tmp_path))
     assert summary.utterances == 1 and summary.skipped == {"malformed transcript entry": 1}
     uid = f"{'d' * 120}__{'e' * 120}__clip"
     assert f"{deep}: utterance id '{uid}' cannot name a transcript file" in summary.format()
@@ -171,7 +171,7 @@ def test_folder_without_audio(tmp_path):
     (tmp_path / "texts").mkdir()
     (tmp_path / "texts" / "a.txt").write_text("hello", encoding="utf-8")
     with pytest.raises(IngestError, match=r"no audio files \(.wav, .flac, .mp3, .ogg, .sph\)"):
-        ingest_folder(tmp_path / "texts", *outputs(tmp_path), show_progress=False)
+        ingest_folder(tmp_path / "texts", *outputs(tmp_path))
 
 
 def test_cli_subcommands(tmp_path):

@@ -22,7 +22,7 @@ N = 16
 
 
 def synthesize(out_dir: Path, seed: int = 0, num_utterances: int = N) -> dict[str, Path]:
-    return synthesize_corpus(out_dir, num_utterances, seed=seed, workers=2, show_progress=False)
+    return synthesize_corpus(out_dir, num_utterances, seed=seed, workers=2)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,8 @@ def test_rerun_replaces_own_corpus_but_not_a_foreign_one(tmp_path):
 def test_cli_writes_manifests(tmp_path):
     result = CliRunner().invoke(ingest, ["synth", str(tmp_path / "cli"), "-n", "5", "--seed", "3", "--workers", "1"])
     assert result.exit_code == 0, result.output
-    assert "synthesized 5 utterances" in result.output
+    assert "synthesized 5 utterances" in result.stdout
+    assert "synthesizing" in result.stderr and "ingesting" in result.stderr  # the bars, on stderr
     assert all((tmp_path / "cli" / f"{split}.csv").is_file() for split in SPLITS)
 
 
