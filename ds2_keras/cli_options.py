@@ -2,7 +2,10 @@
 the command group that shows a DS2Error as one `Error:` line."""
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
+from typing import Callable, Iterator
 
 import click
 
@@ -18,6 +21,19 @@ class OneLineErrors(click.Group):
             return super().invoke(ctx)
         except DS2Error as error:
             raise click.ClickException(str(error)) from None
+
+
+@contextlib.contextmanager
+def progress_bar(length: int, label: str) -> Iterator[Callable[[int], None]]:
+    """click's bar on stderr, so that stdout carries the command's result alone; yields its advance
+    function."""
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def quiet_progress(length: int, label: str) -> contextlib.AbstractContextManager[Callable[[int], None]]:
+    """progress_bar's stand-in that shows nothing."""
+    return contextlib.nullcontext(lambda count: None)
 
 
 manifest_option = click.option(

@@ -5,7 +5,6 @@ only turns options into calls and results into printed lines or files.
 """
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 import click
 
 from .audio import AudioError, audio_info, load_audio
-from .cli_options import batch_size_option, model_file_option
+from .cli_options import batch_size_option, model_file_option, progress_bar, quiet_progress
 from .transcribe import MAX_SECONDS, transcribe_files
 from .transcript_writers import FORMATS, output_path, printed_text, write_transcript
 
@@ -72,9 +71,9 @@ def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: in
     printing = output_dir is None and sys.stdout.isatty()  # the lines show the progress
     show_progress = (len(audio) > 1 or total > PROGRESS_SECONDS) and not printing
     failures = []
-    with click.progressbar(length=max(round(total), 1), label="transcribing",
-                           file=sys.stderr if show_progress else io.StringIO()) as bar:
-        for path, result in transcribe_files(module, audio, batch_size, max_seconds, bar.update):
+    progress = progress_bar if show_progress else quiet_progress
+    with progress(max(round(total), 1), "transcribing") as advance:
+        for path, result in transcribe_files(module, audio, batch_size, max_seconds, advance):
             if isinstance(result, AudioError):
                 failures.append(result)
                 if len(audio) > 1:

@@ -4,14 +4,12 @@ Progress goes to stderr, the summary to stdout; an IngestError is shown as one l
 """
 from __future__ import annotations
 
-import contextlib
-import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import click
 
-from ds2_keras.cli_options import OneLineErrors
+from ds2_keras.cli_options import OneLineErrors, progress_bar
 
 from .an4 import SPLITS as AN4_SPLITS, ingest_an4
 from .common import IngestSummary, Progress
@@ -30,7 +28,8 @@ def corpus_arguments(command: Callable) -> Callable:
         click.argument("src_dir", type=_PATH),
         click.argument("transcripts_dir", type=_PATH),
         click.argument("manifest", type=_PATH),
-        click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr."),
+        click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr.",
+                     callback=lambda context, parameter, shown: progress_bar if shown else None),
         click.option("--verify-audio", "verify", is_flag=True,
                      help="Decode every audio file in full (in parallel) and skip any that is truncated, corrupt "
                           "or holds NaN/Inf samples. Slower: by default only headers are read."),
@@ -47,17 +46,6 @@ def echo_summary(summary: IngestSummary) -> None:
     click.echo(summary.format())
 
 
-@contextlib.contextmanager
-def progress_bar(length: int, label: str) -> Iterator[Callable[[int], None]]:
-    """click's bar on stderr, so that stdout carries the summary alone."""
-    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
-        yield bar.update
-
-
-def shown_if(progress: bool) -> Progress | None:
-    return progress_bar if progress else None
-
-
 @click.group("ingest", cls=OneLineErrors)
 def ingest() -> None:
     """Turn a corpus into one transcript file per utterance and a manifest CSV."""
@@ -65,16 +53,16 @@ def ingest() -> None:
 
 @ingest.command()
 @corpus_arguments
-def librispeech(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool) -> None:
+def librispeech(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: Progress | None, verify: bool) -> None:
     """LibriSpeech: one split directory, the LibriSpeech/ directory of splits, or its parent."""
-    echo_summary(ingest_librispeech(src_dir, transcripts_dir, manifest, shown_if(progress), verify))
+    echo_summary(ingest_librispeech(src_dir, transcripts_dir, manifest, progress, verify))
 
 
 @ingest.command()
 @corpus_arguments
-def ljspeech(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool) -> None:
+def ljspeech(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: Progress | None, verify: bool) -> None:
     """LJSpeech: the LJSpeech-1.1 directory (metadata.csv and wavs/)."""
-    echo_summary(ingest_ljspeech(src_dir, transcripts_dir, manifest, shown_if(progress), verify))
+    echo_summary(ingest_ljspeech(src_dir, transcripts_dir, manifest, progress, verify))
 
 
 @ingest.command()
@@ -82,26 +70,28 @@ def ljspeech(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: boo
 @click.option("--split", default="train", show_default=True, help="Which <split>.tsv to ingest.")
 @language_option(None, "The sentences' language, which picks the text normalization [default: the directory's "
                        "name, Common Voice's locale: es, de, ...].")
-def commonvoice(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool, split: str,
-                language: str | None) -> None:
+def commonvoice(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: Progress | None, verify: bool,
+                split: str, language: str | None) -> None:
     """Common Voice: a language directory holding <split>.tsv and clips/."""
-    echo_summary(ingest_commonvoice(src_dir, transcripts_dir, manifest, split, shown_if(progress), verify, language))
+    echo_summary(ingest_commonvoice(src_dir, transcripts_dir, manifest, split, progress, verify, language))
 
 
 @ingest.command()
 @corpus_arguments
 @language_option("en", "The transcripts' language (a code such as en, es, de), which picks the text normalization.")
-def folder(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool, language: str) -> None:
+def folder(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: Progress | None, verify: bool,
+           language: str) -> None:
     """Any tree of .wav/.flac/.mp3/.ogg/.sph files, each with a same-named .txt transcript."""
-    echo_summary(ingest_folder(src_dir, transcripts_dir, manifest, shown_if(progress), verify, language))
+    echo_summary(ingest_folder(src_dir, transcripts_dir, manifest, progress, verify, language))
 
 
 @ingest.command()
 @corpus_arguments
 @click.option("--split", type=click.Choice(AN4_SPLITS), default="train", show_default=True)
-def an4(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: bool, verify: bool, split: str) -> None:
+def an4(src_dir: Path, transcripts_dir: Path, manifest: Path, progress: Progress | None, verify: bool,
+        split: str) -> None:
     """AN4 (CMU census): the an4 directory (etc/, wav/ of .sph files) or its parent."""
-    echo_summary(ingest_an4(src_dir, transcripts_dir, manifest, split, shown_if(progress), verify))
+    echo_summary(ingest_an4(src_dir, transcripts_dir, manifest, split, progress, verify))
 
 
 @ingest.command()
