@@ -108,4 +108,4 @@ def synth(out_dir: Path, num_utterances: int, seed: int, workers: int | None) ->
     Writes OUT_DIR/train.csv, val.csv and test.csv; the test split uses voices heard in no
     other split. Needs only the espeak-ng program: no download, no GPU.
     """
-    synthesize_corpus(out_dir, num_utterances, seed=seed, workers=workers, progress=progress_bar)
+    click.echo(synthesize_corpus(out_dir, num_utterances, seed=seed, workers=workers, progress=progress_bar).format())

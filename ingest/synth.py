@@ -32,7 +32,7 @@ from ds2_keras.alphabet import normalize_text
 from ds2_keras.audio import SAMPLE_RATE, resample, write_audio
 from ds2_keras.errors import DS2Error
 from ds2_keras.fileio import make_directory, reporting_os_errors
-from ingest.common import Progress, shown
+from ingest.common import IngestSummary, Progress, shown
 from ingest.librispeech import ingest_librispeech
 from ingest.sentences import sentence_pool
 
@@ -321,16 +321,39 @@ def _is_ours(root: Path) -> bool:
 # ---------------------------------------------------------------- entry points
 
 
+@dataclass(frozen=True)
+class SynthesizedCorpus:
+    """What synthesize_corpus made, for the caller to use and the command line to report."""
+
+    root: Path  # OUT_DIR/LibriSpeech
+    voices: int
+    seconds: float  # of audio
+    synthesis_seconds: float  # of wall time
+    workers: int
+    splits: dict[str, IngestSummary]  # split -> its ingest
+
+    @property
+    def manifests(self) -> dict[str, Path]:
+        return {split: summary.manifest for split, summary in self.splits.items()}
+
+    def format(self) -> str:
+        utterances = sum(summary.utterances for summary in self.splits.values())
+        lines = [f"synthesized {utterances} utterances, {self.seconds / 3600:.2f} hours, {self.voices} voices in "
+                 f"{self.synthesis_seconds:.1f} s with {self.workers} workers -> {self.root}"]
+        lines += [f"{split}: {summary.format()}" for split, summary in self.splits.items()]
+        return "\n".join(lines)
+
+
 def synthesize_corpus(out_dir: Path, num_utterances: int, seed: int = 0, workers: int | None = None,
-                      progress: Progress | None = None) -> dict[str, Path]:
+                      progress: Progress | None = None) -> SynthesizedCorpus:
     """Synthesize `OUT_DIR/LibriSpeech/{train,val,test}`, then ingest each split.
 
-    Writes `OUT_DIR/<split>.csv` and `OUT_DIR/transcripts/<split>/`; returns split -> manifest.
-    A corpus this command made before in OUT_DIR is replaced; any other `LibriSpeech`
-    folder there is left alone and reported. The tree is built beside its final place and
-    renamed into it, so an interrupted run, or one the OS stops (a full disk: an OutputError
-    naming the file), never leaves a half-written corpus. With a `progress` display, each step
-    also prints a line of what it made.
+    Writes `OUT_DIR/<split>.csv` and `OUT_DIR/transcripts/<split>/`. A corpus this command made
+    before in OUT_DIR is replaced; any other `LibriSpeech` folder there is left alone and
+    reported. The tree is built beside its final place and renamed into it, so an interrupted
+    run, or one the OS stops (a full disk: an OutputError naming the file), never leaves a
+    half-written corpus. Prints nothing: `progress` shows the work as it goes, and the result's
+    format() is the report.
     """
     out_dir = Path(out_dir)
     root = out_dir / "LibriSpeech"
@@ -361,15 +384,9 @@ def synthesize_corpus(out_dir: Path, num_utterances: int, seed: int = 0, workers
             for split in SPLITS:
                 shutil.rmtree(out_dir / "transcripts" / split, ignore_errors=True)
         staging.rename(root)
-    if progress is not None:
-        print(f"synthesized {len(recordings)} utterances, {sum(durations.values()) / 3600:.2f} hours, "
-                   f"{len({r.speaker for r in recordings})} voices in {time.perf_counter() - started:.1f} s "
-                   f"with {workers} workers -> {root}")
-    manifests = {}
-    for split in SPLITS:
-        summary = ingest_librispeech(root / split, out_dir / "transcripts" / split, out_dir / f"{split}.csv",
-                                     progress=progress)
-        manifests[split] = summary.manifest
-        if progress is not None:
-            print(f"{split}: {summary.format()}")
-    return manifests
+    synthesis_seconds = time.perf_counter() - started
+    splits = {split: ingest_librispeech(root / split, out_dir / "transcripts" / split, out_dir / f"{split}.csv",
+                                        progress=progress)
+              for split in SPLITS}
+    return SynthesizedCorpus(root=root, voices=len({r.speaker for r in recordings}), seconds=sum(durations.values()),
+                             synthesis_seconds=synthesis_seconds, workers=workers, splits=splits)

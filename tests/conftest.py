@@ -20,7 +20,7 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     """Split name ("train", "val", "test") -> manifest of a seeded espeak-ng corpus (~3 s utterances)."""
     from ingest.synth import synthesize_corpus
 
-    return synthesize_corpus(tmp_path_factory.mktemp("corpus"), CORPUS_UTTERANCES, seed=0)
+    return synthesize_corpus(tmp_path_factory.mktemp("corpus"), CORPUS_UTTERANCES, seed=0).manifests
 
 
 @pytest.fixture(scope="session")

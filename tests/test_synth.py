@@ -15,13 +15,13 @@ from ds2_keras.manifest import read_manifest
 from ingest import synth as synth_module
 from ingest.sentences import MAX_WORDS, MIN_WORDS, WRITTEN, compose_sentences, sentence_pool, word_count
 from ingest.commands import ingest
-from ingest.synth import SPLITS, SynthError, split_sizes, synthesize_corpus
+from ingest.synth import SPLITS, SynthError, SynthesizedCorpus, split_sizes, synthesize_corpus
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 N = 16
 
 
-def synthesize(out_dir: Path, seed: int = 0, num_utterances: int = N) -> dict[str, Path]:
+def synthesize(out_dir: Path, seed: int = 0, num_utterances: int = N) -> SynthesizedCorpus:
     return synthesize_corpus(out_dir, num_utterances, seed=seed, workers=2)
 
 
@@ -135,9 +135,14 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(synth_dir, tmp
 
 
 @needs_espeak
-def test_rerun_replaces_own_corpus_but_not_a_foreign_one(tmp_path):
+def test_rerun_replaces_own_corpus_but_not_a_foreign_one(tmp_path, capsys):
     synthesize(tmp_path / "out", num_utterances=12)
-    synthesize(tmp_path / "out", num_utterances=6)
+    made = synthesize(tmp_path / "out", num_utterances=6)
+    assert capsys.readouterr().out == ""  # a library call reports through its result, not print
+    assert made.manifests == {split: tmp_path / "out" / f"{split}.csv" for split in SPLITS}
+    report = made.format().splitlines()
+    assert report[0].startswith("synthesized 6 utterances, ") and report[0].endswith(f"-> {made.root}")
+    assert [line.split(":")[0] for line in report if line.startswith(SPLITS)] == list(SPLITS)
     assert len(flacs(tmp_path / "out")) == 6
     assert sum(len(read_manifest(tmp_path / "out" / f"{s}.csv")) for s in SPLITS) == 6
     assert sum(1 for _ in (tmp_path / "out" / "transcripts").rglob("*.txt")) == 6
@@ -151,6 +156,7 @@ def test_cli_writes_manifests(tmp_path):
     result = CliRunner().invoke(ingest, ["synth", str(tmp_path / "cli"), "-n", "5", "--seed", "3", "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "synthesized 5 utterances" in result.stdout
+    assert all(f"{split}: wrote " in result.stdout for split in SPLITS)  # each split's ingest summary
     assert "synthesizing" in result.stderr and "ingesting" in result.stderr  # the bars, on stderr
     assert all((tmp_path / "cli" / f"{split}.csv").is_file() for split in SPLITS)
 
