@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
+from typing import Mapping
 
 import keras
 
@@ -20,6 +21,7 @@ from .optim import EpochDecay  # noqa: F401 - registers the schedule compiled mo
 MODEL_FILENAME = "model.keras"
 BEST_FILENAME = "best.keras"  # the epoch with the lowest validation CER so far
 HISTORY_FILENAME = "history.json"  # the progress saved in model.keras, readable
+PARTIAL_EPOCH = "partial_epoch"  # progress key: the scores where --max-minutes stopped mid-epoch
 
 
 class ModelFileError(DS2Error):
@@ -54,6 +56,20 @@ def load_model_file(path: str | Path, compile: bool = True) -> DS2Model:
     return model
 
 
+def timed_cer(progress: Mapping) -> tuple[list[float], list[float]]:
+    """(minutes, validation CER) after each epoch of a fit's progress, then where --max-minutes
+    stopped it mid-epoch if it did (the score that run ends on); none without both logged."""
+    history = progress.get("history", {})
+    minutes, cer = list(history.get("wall_minutes", ())), list(history.get("val_cer", ()))
+    if len(minutes) != len(cer):  # a history from before fit logged wall_minutes
+        return [], []
+    last = progress.get(PARTIAL_EPOCH, {})
+    if "wall_minutes" in last and "val_cer" in last:
+        minutes.append(last["wall_minutes"])
+        cer.append(last["val_cer"])
+    return minutes, cer
+
+
 class Checkpointer(keras.callbacks.Callback):
     """Saves the model file every `every_steps` batches and at each epoch end, with progress,
     and best.keras whenever the epoch's validation CER is the lowest so far.
@@ -86,12 +102,16 @@ class Checkpointer(keras.callbacks.Callback):
         self.step_offset = 0
         earlier = self.model.progress.get("history", {}).get("val_cer", [])
         if stopped_early:  # saved as mid-epoch progress: the same command resumes there
-            self._save({"epoch": epoch, "step": self.step})
+            # Not an epoch of history (resuming finishes the epoch and logs it then), but the
+            # budget's last scores are what its run ends on, so they are kept beside it.
+            scores = {name: float(value) for name, value in (logs or {}).items()}
+            self._save({"epoch": epoch, "step": self.step, PARTIAL_EPOCH: scores})
             self._keep_if_best((logs or {}).get("val_cer"), earlier)
             return
         history = dict(self.model.progress.get("history", {}))
         for name, value in (logs or {}).items():
             history.setdefault(name, []).append(float(value))
+        self.model.progress = {key: value for key, value in self.model.progress.items() if key != PARTIAL_EPOCH}
         self._save({"epoch": epoch + 1, "step": 0, "history": history})
         self._keep_if_best((logs or {}).get("val_cer"), earlier)
 

@@ -187,18 +187,19 @@ def training_curve(history: Mapping[str, Sequence[float]]) -> Figure:
     return figure
 
 
-def cer_against_time(runs: Mapping[str, Mapping[str, Sequence[float]]]) -> Figure:
-    """Validation CER against minutes of training, one line per run ({label: progress["history"]}).
+def cer_against_time(runs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> Figure:
+    """Validation CER against minutes of training, one line per run ({label: (minutes, CER)}, as
+    checkpoints.timed_cer reads them from a fit's progress; a run with no points is left out).
 
     What a fixed budget buys: recipes compared at equal wall time rather than equal epochs.
     """
-    timed = {label: history for label, history in runs.items() if history.get("wall_minutes") and history.get("val_cer")}
+    timed = {label: (minutes, cer) for label, (minutes, cer) in runs.items() if len(minutes)}
     if not timed:
         raise ValueError("no run's history holds both wall_minutes and val_cer (fit with a val manifest)")
     figure = Figure(figsize=(8, 4.5), layout="constrained")
     axes = figure.subplots()
-    for label, history in timed.items():
-        axes.plot([0.0, *history["wall_minutes"]], [1.0, *history["val_cer"]], marker="o", label=label)
+    for label, (minutes, cer) in timed.items():
+        axes.plot([0.0, *minutes], [1.0, *cer], marker="o", label=label)
     axes.set_xlabel("minutes of training (validation included)")
     axes.set_ylabel("validation CER (greedy)")
     axes.yaxis.set_major_formatter(PercentFormatter(1.0))

@@ -19,21 +19,24 @@ import shutil
 from pathlib import Path
 
 from ds2_keras import plots
-from ds2_keras.checkpoints import HISTORY_FILENAME
+from ds2_keras.checkpoints import HISTORY_FILENAME, timed_cer
 
 DEMO_PLOTS = ("error_rate_by_length.png", "character_confusion.png")  # written by the demo's evaluate --plots
 
 
-def read_history(path: Path) -> dict:
-    """A fit's progress["history"], or one line naming the file that is missing."""
+def read_progress(path: Path) -> dict:
+    """A fit's progress (history.json), or one line naming the file and what is wrong with it."""
     try:
-        return json.loads(path.read_text())["history"]
-    except (OSError, ValueError, KeyError) as error:
+        progress = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
         raise SystemExit(f"{path}: not a ds2 fit's history ({type(error).__name__}: {error})") from None
+    if not isinstance(progress, dict) or "history" not in progress:
+        raise SystemExit(f"{path}: not a ds2 fit's history (it holds no 'history')")
+    return progress
 
 
 def demo_figures(demo: Path, out: Path) -> list[Path]:
-    history = read_history(demo / "model" / HISTORY_FILENAME)
+    history = read_progress(demo / "model" / HISTORY_FILENAME)["history"]
     written = [plots.save_figure(plots.training_curve(history), out / "demo-training-curve.png")]
     for name in DEMO_PLOTS:
         target = out / f"demo-{name.replace('_', '-')}"
@@ -43,14 +46,14 @@ def demo_figures(demo: Path, out: Path) -> list[Path]:
 
 
 def runs_figure(runs: list[str], out: Path, name: str) -> Path:
-    histories = {}
+    points = {}
     for run in runs:
         label, sep, location = run.partition("=")
         if not sep:
             raise SystemExit(f"--run takes LABEL=PATH (a fit directory or its history.json), not {run!r}")
         path = Path(location)
-        histories[label] = read_history(path / HISTORY_FILENAME if path.is_dir() else path)
-    return plots.save_figure(plots.cer_against_time(histories), out / f"{name}.png")
+        points[label] = timed_cer(read_progress(path / HISTORY_FILENAME if path.is_dir() else path))
+    return plots.save_figure(plots.cer_against_time(points), out / f"{name}.png")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from matplotlib.image import AxesImage
 
 from ds2_keras import plots
 from ds2_keras.alphabet import BLANK_INDEX, ENGLISH_ALPHABET
+from ds2_keras.checkpoints import PARTIAL_EPOCH, timed_cer
 from ds2_keras.config import preset
 from ds2_keras.decoding import Hypothesis
 from ds2_keras.evaluate import Evaluation
@@ -112,17 +113,19 @@ def test_training_curve_plots_each_logged_series(tmp_path):
 
 
 def test_cer_against_time_draws_each_timed_run_from_an_untrained_start(tmp_path):
-    runs = {"old": {"val_cer": [0.7, 0.5], "wall_minutes": [6.0, 12.5]},
-            "new": {"val_cer": [0.4, 0.3, 0.25], "wall_minutes": [5.0, 10.0, 15.0]},
-            "untimed": {"val_cer": [0.9]}}  # a model file from before wall_minutes was logged
-    figure = plots.cer_against_time(runs)
+    runs = {"old": {"history": {"val_cer": [0.7, 0.5], "wall_minutes": [6.0, 12.5]}},
+            "new": {"history": {"val_cer": [0.4, 0.3], "wall_minutes": [5.0, 10.0]},
+                    PARTIAL_EPOCH: {"val_cer": 0.25, "wall_minutes": 12.0, "val_loss": 9.0}},  # --max-minutes ran out
+            "untimed": {"history": {"val_cer": [0.9]}}}  # a model file from before wall_minutes was logged
+    figure = plots.cer_against_time({label: timed_cer(progress) for label, progress in runs.items()})
     lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
     assert set(lines) == {"old", "new"}
-    assert lines["new"].get_xdata().tolist() == [0.0, 5.0, 10.0, 15.0]
+    assert lines["new"].get_xdata().tolist() == [0.0, 5.0, 10.0, 12.0]
     assert lines["new"].get_ydata().tolist() == [1.0, 0.4, 0.3, 0.25]
+    assert lines["old"].get_xdata().tolist() == [0.0, 6.0, 12.5]
     render(figure, tmp_path)
     with pytest.raises(ValueError, match="wall_minutes and val_cer"):
-        plots.cer_against_time({"untimed": {"val_cer": [0.9]}})
+        plots.cer_against_time({"untimed": timed_cer(runs["untimed"])})
 
 
 @pytest.mark.parametrize("feature_type", ["mel", "linear"])

@@ -30,7 +30,8 @@ from corpus_fixtures import write_garbage
 from faults import DS2, as_unprivileged, file_size_limit, one_line_error, run_ds2, shared_dir  # noqa: F401 - a fixture
 from ds2_keras.alphabet import ENGLISH_ALPHABET
 from ds2_keras.audio import load_audio
-from ds2_keras.checkpoints import BEST_FILENAME, MODEL_FILENAME, load_model_file, save_model_file
+from ds2_keras.checkpoints import (BEST_FILENAME, MODEL_FILENAME, PARTIAL_EPOCH, load_model_file, save_model_file,
+                                   timed_cer)
 from ds2_keras.cli import main
 from ds2_keras.config import preset
 from ds2_keras.data import Utterances, batches_per_epoch, select_utterances, training_dataset
@@ -241,9 +242,14 @@ def test_max_minutes_stops_validates_saves_mid_epoch_and_the_same_command_finish
     saved = load_model_file(tmp_path / MODEL_FILENAME)
     assert (saved.progress["epoch"], saved.progress["step"]) == (0, 1) == (stopped.progress["epoch"], 1)
     assert "loss" not in saved.progress["history"]  # a partial epoch is not an epoch of history
+    scores = saved.progress[PARTIAL_EPOCH]  # but the scores the run ends on are kept beside it
+    assert f"val CER {100 * scores['val_cer']:.2f}%" in out and scores["wall_minutes"] > 0
+    assert timed_cer(saved.progress) == ([scores["wall_minutes"]], [scores["val_cer"]])
     assert (tmp_path / BEST_FILENAME).is_file()  # its validation still counts for best.keras
     finished = fit(FitRequest(**{**request.__dict__, "max_minutes": None}))
     assert (finished.progress["epoch"], finished.progress["step"]) == (2, 0)
+    assert PARTIAL_EPOCH not in finished.progress  # the finished epoch's history entry replaces it
+    assert len(timed_cer(finished.progress)[0]) == 2
     assert len(finished.progress["history"]["loss"]) == 2
     assert int(finished.optimizer.iterations.numpy()) == 2 * batches_per_epoch(
         select_utterances(read_manifest(corpus["train"]), TINY), 4)
