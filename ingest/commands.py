@@ -17,7 +17,7 @@ from .commonvoice import ingest_commonvoice
 from .folder import ingest_folder
 from .librispeech import ingest_librispeech
 from .ljspeech import ingest_ljspeech
-from .synth import SPLITS as SYNTH_SPLITS, synthesize_corpus
+from .synth import SPLITS as SYNTH_SPLITS, SynthesizedCorpus, synthesize_corpus
 
 _PATH = click.Path(path_type=Path)
 
@@ -42,7 +42,7 @@ def language_option(default: str | None, help: str) -> Callable:
     return click.option("--language", default=default, show_default=default is not None, metavar="CODE", help=help)
 
 
-def echo_summary(summary: IngestSummary) -> None:
+def echo_summary(summary: IngestSummary | SynthesizedCorpus) -> None:
     click.echo(summary.format())
 
 
@@ -108,4 +108,4 @@ def synth(out_dir: Path, num_utterances: int, seed: int, workers: int | None) ->
     Writes OUT_DIR/train.csv, val.csv and test.csv; the test split uses voices heard in no
     other split. Needs only the espeak-ng program: no download, no GPU.
     """
-    click.echo(synthesize_corpus(out_dir, num_utterances, seed=seed, workers=workers, progress=progress_bar).format())
+    echo_summary(synthesize_corpus(out_dir, num_utterances, seed=seed, workers=workers, progress=progress_bar))
