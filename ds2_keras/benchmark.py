@@ -75,13 +75,21 @@ def _batch_seconds(utterances: Utterances, config: DS2Config, batch_size: int, e
     return utterances.durations[np.concatenate(plans)].sum(axis=1)
 
 
+def _epochs_to_time(utterances: Utterances, batch_size: int, total: int, first_epoch: int) -> range:
+    """The epochs whose batches the first `total` steps from `first_epoch` on take."""
+    from .data import batches_per_epoch
+
+    return range(first_epoch, first_epoch - (-total // batches_per_epoch(utterances, batch_size)))
+
+
 def _time_training(model, utterances: Utterances, config: DS2Config, batch_size: int, steps: int,
-                   warmup: int) -> float:
-    """Seconds of audio per second over the last `steps` of `warmup + steps` Keras fit steps."""
-    from .data import batches_per_epoch, training_dataset
+                   warmup: int, first_epoch: int) -> float:
+    """Seconds of audio per second over the last `steps` of `warmup + steps` Keras fit steps, on
+    the batches `ds2 fit` trains on from `first_epoch` on."""
+    from .data import training_dataset
 
     total = warmup + steps
-    epochs = range(-(-total // batches_per_epoch(utterances, batch_size)))
+    epochs = _epochs_to_time(utterances, batch_size, total, first_epoch)
     timed_audio = float(_batch_seconds(utterances, config, batch_size, epochs)[warmup:total].sum())
     clock = _step_clock()
     model.fit(training_dataset(utterances, config, batch_size, epochs).take(total), epochs=1, steps_per_epoch=total,
@@ -103,7 +111,8 @@ def _bench_data(config: DS2Config, manifests: list[Path], fresh: bool) -> tuple[
     return config, load_split(rows, manifests, config, "bench")
 
 
-def training_rate(config: DS2Config, manifests: list[Path], batch_size: int, steps: int, warmup: int) -> float:
+def training_rate(config: DS2Config, manifests: list[Path], batch_size: int, steps: int, warmup: int,
+                  first_epoch: int = 0) -> float:
     """`ds2 bench`'s training figure alone (seconds of audio per second) for a fresh model: for
     scripts that compare builds or toolkits and need neither the pipeline nor inference figures."""
     from .data import batches_per_epoch
@@ -114,12 +123,17 @@ def training_rate(config: DS2Config, manifests: list[Path], batch_size: int, ste
     config, utterances = _bench_data(config, manifests, fresh=True)
     with strategy.scope():
         model = build_model_for_training(config, batches_per_epoch(utterances, batch_size))
-    return _time_training(model, utterances, config, batch_size, steps, warmup)
+    return _time_training(model, utterances, config, batch_size, steps, warmup, first_epoch)
 
 
 def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: int, warmup: int,
-              model_file: Path | None = None) -> Figures:
-    """Time the pipeline alone and `warmup + steps` training batches (the last `steps` count), then inference."""
+              model_file: Path | None = None, first_epoch: int = 0) -> Figures:
+    """Time the pipeline alone and `warmup + steps` training batches (the last `steps` count), then inference.
+
+    The batches are those `ds2 fit` trains on from `first_epoch` on: epoch 0 is shortest-first
+    (sortagrad), so its first batches are the shortest; a later epoch's shuffled buckets time
+    what most of a run spends its steps on.
+    """
     import tensorflow as tf
 
     from .checkpoints import load_model_file
@@ -138,7 +152,7 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
                                      fresh=loaded is None)
     per_epoch = batches_per_epoch(utterances, batch_size)
     total = warmup + steps
-    epochs = range(-(-total // per_epoch))
+    epochs = _epochs_to_time(utterances, batch_size, total, first_epoch)
     seconds = _batch_seconds(utterances, config, batch_size, epochs)[:total]
 
     # All batches, from the start: after a warm-up the prefetch buffer would already hold the timed ones.
@@ -149,7 +163,7 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
 
     with strategy.scope():
         model = loaded if loaded is not None else build_model_for_training(config, per_epoch)
-    training_rate = _time_training(model, utterances, config, batch_size, steps, warmup)
+    training_rate = _time_training(model, utterances, config, batch_size, steps, warmup, first_epoch)
 
     count = min(len(utterances), steps * batch_size)
     subset = Utterances(rows=utterances.rows.iloc[:count].reset_index(drop=True), labels=utterances.labels[:count])
@@ -162,7 +176,8 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
     peak_device = max(tf.config.experimental.get_memory_info(gpu.name)["peak"] for gpu in gpus) / 2**20 if gpus else None
     rss_unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
     description = (f"preset {config.preset}, {strategy.num_replicas_in_sync} replica(s) on "
-                   f"{'GPU' if gpus else 'CPU'}, batch {batch_size}, {warmup} warm-up + {steps} timed steps")
+                   f"{'GPU' if gpus else 'CPU'}, batch {batch_size}, {warmup} warm-up + {steps} timed steps"
+                   f" from epoch {first_epoch + 1}")
     return Figures(
         description=description, parameters=model.count_params(), training_rate=training_rate,
         pipeline_rate=pipeline_rate, inference_rtf=inference_rtf, inference_seconds=inference_seconds,

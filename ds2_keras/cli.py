@@ -65,15 +65,19 @@ def export_command(model_file: Path, out_dir: Path, version: int | None) -> None
 @click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True, help="Timed training steps.")
 @click.option("--warmup", type=click.IntRange(min=1), default=3, show_default=True,
               help="Untimed steps first (graph tracing, autotuning).")
+@click.option("--epoch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Time the batches ds2 fit trains on from this epoch on, counted as fit counts them: "
+                   "epoch 1 goes shortest first, later epochs in shuffled buckets, as most of a run does.")
 def bench_command(manifests: tuple[str, ...], model_file: Path | None, preset: str, overrides: tuple[str, ...],
-                  batch_size: int, steps: int, warmup: int) -> None:
+                  batch_size: int, steps: int, warmup: int, epoch: int) -> None:
     """Print training and input-pipeline throughput, inference real-time factor, memory and size."""
     from .benchmark import run_bench
 
     if model_file is not None and overrides:
         raise click.UsageError("--set changes a fresh model's config; a --model-file brings its own")
     config = config_from(preset, overrides)
-    click.echo(run_bench(config, manifest_paths(manifests), batch_size, steps, warmup, model_file).report())
+    click.echo(run_bench(config, manifest_paths(manifests), batch_size, steps, warmup, model_file,
+                         first_epoch=epoch - 1).report())
 
 
 @main.command()

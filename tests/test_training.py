@@ -32,6 +32,7 @@ from ds2_keras.alphabet import ENGLISH_ALPHABET
 from ds2_keras.audio import load_audio
 from ds2_keras.checkpoints import (BEST_FILENAME, MODEL_FILENAME, PARTIAL_EPOCH, load_model_file, save_model_file,
                                    timed_cer)
+from ds2_keras.benchmark import _batch_seconds, _bench_data, _epochs_to_time
 from ds2_keras.cli import main
 from ds2_keras.config import preset
 from ds2_keras.data import Utterances, batches_per_epoch, select_utterances, training_dataset
@@ -203,8 +204,9 @@ def test_inference_traces_its_forward_pass_once_per_model_and_shapes(trained_mod
 
 def test_bench_prints_every_figure(corpus):
     result = CliRunner().invoke(main, ["bench", "--manifest", f"train:{corpus['train']}", "--preset", "tiny",
-                                                "--steps", "2", "--warmup", "1", "-z", "4"])
+                                                "--steps", "2", "--warmup", "1", "-z", "4", "--epoch", "2"])
     assert result.exit_code == 0, result.output
+    assert "1 warm-up + 2 timed steps from epoch 2" in result.output
     patterns = {
         "parameters": r"parameters: ([\d,]+)\n",
         "training": r"training: ([\d.]+) s of audio per second",
@@ -219,6 +221,18 @@ def test_bench_prints_every_figure(corpus):
         figures[name] = float(match.group(1).replace(",", ""))
     assert all(value > 0 for value in figures.values()), figures
     assert figures["parameters"] == DS2Model(TINY).count_params()
+
+
+def test_bench_times_the_batches_fit_trains_on_from_the_epoch_asked(corpus):
+    config, utterances = _bench_data(TINY, [corpus["train"]], fresh=True)
+    per_epoch = batches_per_epoch(utterances, 4)
+    assert _epochs_to_time(utterances, 4, per_epoch, first_epoch=0) == range(0, 1)
+    assert _epochs_to_time(utterances, 4, per_epoch + 1, first_epoch=1) == range(1, 3)
+    shortest_first = _batch_seconds(utterances, config, 4, range(0, 1))
+    shuffled = _batch_seconds(utterances, config, 4, range(1, 2))
+    full = shortest_first[:-1]  # the last batch may be topped up with earlier rows
+    assert list(full) == sorted(full) and len(full) > 2
+    assert not np.array_equal(shortest_first, shuffled)
 
 
 def test_mid_epoch_resume_with_another_batch_size_is_refused(trained_model, corpus, tmp_path):
