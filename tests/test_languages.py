@@ -183,7 +183,7 @@ def test_init_from_keeps_the_rows_of_shared_symbols_and_every_other_layer():
 @pytest.mark.parametrize("extra, message", [
     (["--set", "rnn_units=32"], "keeps its network, but this run asks for rnn_units=32 (the model has 64): drop "
                                 "those settings, or train a new model without --init-from"),
-    (["--preset", "small"], "keeps its network, but this run asks for mel_bins=80 (the model has 40), conv_filters="),
+    (["--preset", "small"], "keeps its network, but this run asks for mel_bins=64 (the model has 40), conv_filters="),
     (["--freeze", "encoder"], "--freeze encoder: no layer with weights is named so; the model's are conv0, conv0_bn, "
                               "bigru0, rnn0_bn, logits"),
 ])
