@@ -75,26 +75,32 @@ def _batch_seconds(utterances: Utterances, config: DS2Config, batch_size: int, e
     return utterances.durations[np.concatenate(plans)].sum(axis=1)
 
 
-def _epochs_to_time(utterances: Utterances, batch_size: int, total: int, first_epoch: int) -> range:
+def _epochs_to_time(per_epoch: int, total: int, first_epoch: int) -> range:
     """The epochs whose batches the first `total` steps from `first_epoch` on take."""
+    return range(first_epoch, first_epoch - (-total // per_epoch))
+
+
+def _timed_batches(utterances: Utterances, config: DS2Config, batch_size: int, total: int,
+                   first_epoch: int) -> tuple[range, np.ndarray]:
+    """The epochs to draw `total` batches from, as `ds2 fit` plans them from `first_epoch` on, and
+    the seconds of audio in each of those batches."""
     from .data import batches_per_epoch
 
-    return range(first_epoch, first_epoch - (-total // batches_per_epoch(utterances, batch_size)))
+    epochs = _epochs_to_time(batches_per_epoch(utterances, batch_size), total, first_epoch)
+    return epochs, _batch_seconds(utterances, config, batch_size, epochs)[:total]
 
 
-def _time_training(model, utterances: Utterances, config: DS2Config, batch_size: int, steps: int,
-                   warmup: int, first_epoch: int) -> float:
-    """Seconds of audio per second over the last `steps` of `warmup + steps` Keras fit steps, on
-    the batches `ds2 fit` trains on from `first_epoch` on."""
+def _time_training(model, utterances: Utterances, config: DS2Config, batch_size: int, epochs: range,
+                   seconds: np.ndarray, warmup: int) -> float:
+    """Seconds of audio per second over the batches after the first `warmup` of `seconds` (those
+    `_timed_batches` planned), as Keras fit steps."""
     from .data import training_dataset
 
-    total = warmup + steps
-    epochs = _epochs_to_time(utterances, batch_size, total, first_epoch)
-    timed_audio = float(_batch_seconds(utterances, config, batch_size, epochs)[warmup:total].sum())
+    total = len(seconds)
     clock = _step_clock()
     model.fit(training_dataset(utterances, config, batch_size, epochs).take(total), epochs=1, steps_per_epoch=total,
               callbacks=[clock], verbose=0, shuffle=False)
-    return timed_audio / (clock.ends[-1] - clock.ends[warmup - 1])
+    return float(seconds[warmup:].sum()) / (clock.ends[-1] - clock.ends[warmup - 1])
 
 
 def _bench_data(config: DS2Config, manifests: list[Path], fresh: bool) -> tuple[DS2Config, Utterances]:
@@ -123,7 +129,8 @@ def training_rate(config: DS2Config, manifests: list[Path], batch_size: int, ste
     config, utterances = _bench_data(config, manifests, fresh=True)
     with strategy.scope():
         model = build_model_for_training(config, batches_per_epoch(utterances, batch_size))
-    return _time_training(model, utterances, config, batch_size, steps, warmup, first_epoch)
+    epochs, seconds = _timed_batches(utterances, config, batch_size, warmup + steps, first_epoch)
+    return _time_training(model, utterances, config, batch_size, epochs, seconds, warmup)
 
 
 def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: int, warmup: int,
@@ -152,8 +159,7 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
                                      fresh=loaded is None)
     per_epoch = batches_per_epoch(utterances, batch_size)
     total = warmup + steps
-    epochs = _epochs_to_time(utterances, batch_size, total, first_epoch)
-    seconds = _batch_seconds(utterances, config, batch_size, epochs)[:total]
+    epochs, seconds = _timed_batches(utterances, config, batch_size, total, first_epoch)
 
     # All batches, from the start: after a warm-up the prefetch buffer would already hold the timed ones.
     started = time.perf_counter()
@@ -163,7 +169,7 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
 
     with strategy.scope():
         model = loaded if loaded is not None else build_model_for_training(config, per_epoch)
-    training_rate = _time_training(model, utterances, config, batch_size, steps, warmup, first_epoch)
+    training_rate = _time_training(model, utterances, config, batch_size, epochs, seconds, warmup)
 
     count = min(len(utterances), steps * batch_size)
     subset = Utterances(rows=utterances.rows.iloc[:count].reset_index(drop=True), labels=utterances.labels[:count])

@@ -226,8 +226,8 @@ def test_bench_prints_every_figure(corpus):
 def test_bench_times_the_batches_fit_trains_on_from_the_epoch_asked(corpus):
     config, utterances = _bench_data(TINY, [corpus["train"]], fresh=True)
     per_epoch = batches_per_epoch(utterances, 4)
-    assert _epochs_to_time(utterances, 4, per_epoch, first_epoch=0) == range(0, 1)
-    assert _epochs_to_time(utterances, 4, per_epoch + 1, first_epoch=1) == range(1, 3)
+    assert _epochs_to_time(per_epoch, per_epoch, first_epoch=0) == range(0, 1)
+    assert _epochs_to_time(per_epoch, per_epoch + 1, first_epoch=1) == range(1, 3)
     shortest_first = _batch_seconds(utterances, config, 4, range(0, 1))
     shuffled = _batch_seconds(utterances, config, 4, range(1, 2))
     full = shortest_first[:-1]  # the last batch may be topped up with earlier rows
