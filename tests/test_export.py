@@ -306,7 +306,9 @@ def test_export_removes_what_killed_exports_left_and_spares_live_ones(served, tm
     out_dir = tmp_path / "serving"
     killed = subprocess.Popen([str(DS2), "export", "--model-file", str(served["model_file"]), str(out_dir)])
     deadline = time.monotonic() + 120
-    while not list(out_dir.glob(".1.partial-*")) and time.monotonic() < deadline and killed.poll() is None:
+    # The lock file comes first, the staging directory just after: kill once the directory is there.
+    while (not any(path.is_dir() for path in out_dir.glob(".1.partial-*")) and time.monotonic() < deadline
+           and killed.poll() is None):
         time.sleep(0.02)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
