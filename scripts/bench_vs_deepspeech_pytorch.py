@@ -40,7 +40,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-ISSUE_12_OVERRIDES = ["feature_type=linear", "conv_kernels=[[11,41],[11,21]]", "conv_strides=[[2,2],[1,2]]"]
+# Every field that shapes a training step's work, pinned: the comparison must not follow the
+# preset as it changes (the peer's network is fixed), and neither side augments or drops out.
+ISSUE_12_OVERRIDES = ["feature_type=linear", "conv_filters=[32,32]", "conv_kernels=[[11,41],[11,21]]",
+                      "conv_strides=[[2,2],[1,2]]", "rnn_type=gru", "rnn_layers=3", "rnn_units=256",
+                      "bidirectional=true", "lookahead=0", "streaming=false", "dropout=0", "spec_augment=false",
+                      "speed_perturb=false", "noise_snr_db=0"]
 FRAMES_PER_SECOND = 100  # both toolkits: 10 ms hop, 20 ms window, 161 bins at 16 kHz
 
 OURS = r"""
