@@ -80,8 +80,9 @@ def test_partials_grow_as_audio_arrives_and_the_final_equals_offline(streaming_m
     assert all(final.text.startswith(partial.text) for partial in partials)  # greedy partials only grow
     assert partials[len(partials) // 2].text != final.text  # the end was not known half way through
     # Partial words carry times from the stream's start, and keep them as more audio arrives.
-    halfway = partials[len(partials) // 2]
-    assert halfway.words and halfway.words[0].start == final.words[0].start
+    # (The first partial with a word: a 3-epoch tiny model may have none half way through.)
+    first = next((partial for partial in partials if partial.words), None)
+    assert first is not None and first.words[0].start == final.words[0].start
     assert all(0 <= word.start < word.end <= len(utterance) / 16000 + 0.1 for word in final.words)
     with pytest.raises(StreamingError, match="finished"):
         streamer.feed(utterance[:160])
