@@ -1,4 +1,4 @@
-"""Draw the README's figures from real runs, so a reader sees them without running the notebook.
+"""Draw the figures of the README and docs/ from real runs, so a reader sees them without running the notebook.
 
     python scripts/readme_figures.py --demo demo                   # after `make demo`
     python scripts/readme_figures.py --run "old recipe=runs/old" --run "new recipe=runs/new" \
@@ -7,9 +7,9 @@
 `--demo DIR` draws the demo model's training curve and copies the error plots `ds2 evaluate
 --plots` wrote; each `--run LABEL=PATH` adds a fit's validation CER against its training
 minutes to one figure, PATH being the fit's directory or a copy of its history.json (the
-measured runs are kept in notebooks/figures/histories/, so the figure can be redrawn after the run
-directories are gone). PNGs go to notebooks/figures/ (--out) and are overwritten, so rerunning
-after a new measurement keeps the README current.
+measured runs are kept in docs/figures/histories/, so the figure can be redrawn after the run
+directories are gone). PNGs go to docs/figures/ (--out) and are overwritten, so rerunning
+after a new measurement keeps the README and docs/ current.
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--demo", type=Path, help="the directory `make demo` wrote (DEMO=...)")
     parser.add_argument("--run", action="append", default=[], metavar="LABEL=PATH")
     parser.add_argument("--runs-name", default="cer-against-minutes", help="file name of the --run figure")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "notebooks" / "figures")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "docs" / "figures")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     written = demo_figures(args.demo, args.out) if args.demo else []
