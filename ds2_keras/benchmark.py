@@ -2,8 +2,9 @@
 
 It prints figures and judges nothing: training throughput after warm-up steps (which include
 graph tracing), the input pipeline's own rate (is training waiting for data?), inference
-real-time factor, peak memory and parameter count. Every figure goes through the code paths
-`ds2 fit` and `ds2 evaluate` use (data.training_dataset, Keras fit under
+real-time factor, peak memory and parameter count; with a profile directory, also a TensorFlow
+profiler trace of the timed training steps (TensorBoard's Profile tab reads it), so that where a
+step's time goes is a command away. Every figure goes through the code paths `ds2 fit` and `ds2 evaluate` use (data.training_dataset, Keras fit under
 distribute.choose_strategy, inference.run_inference), so it predicts what those commands do.
 TensorFlow is imported on first use so that `ds2 --help` stays fast.
 """
@@ -36,6 +37,7 @@ class Figures:
     inference_seconds: float  # of audio
     peak_rss_mib: float
     peak_device_mib: float | None  # GPU memory, when there is a GPU
+    profile: Path | None = None  # the trace's run directory, when one was asked for
 
     def report(self) -> str:
         lines = [
@@ -48,6 +50,9 @@ class Figures:
         ]
         if self.peak_device_mib is not None:
             lines.append(f"peak GPU memory: {self.peak_device_mib:.0f} MiB")
+        if self.profile is not None:
+            lines.append(f"profile of the timed steps: {self.profile} (the training figure includes the "
+                         f"profiler's overhead; tensorboard --logdir {self.profile.parents[2]}, Profile tab)")
         return "\n".join(lines)
 
 
@@ -65,6 +70,33 @@ def _step_clock():
             self.ends.append(time.perf_counter())
 
     return StepClock()
+
+
+def _profiler(log_dir: Path, warmup: int):
+    """A Keras callback that traces the steps after the first `warmup` into `log_dir` with
+    TensorFlow's profiler; placed before the step clock, its start-up is not timed."""
+    import keras
+    import tensorflow as tf
+
+    from .fileio import reporting_tensorflow_errors
+
+    class Profiler(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == warmup - 1:
+                float(logs["loss"])  # the trace starts when the last warm-up step has really finished
+                with reporting_tensorflow_errors(log_dir):
+                    tf.profiler.experimental.start(str(log_dir))
+
+        def on_train_end(self, logs=None):
+            with reporting_tensorflow_errors(log_dir):
+                tf.profiler.experimental.stop()
+
+    return Profiler()
+
+
+def _newest_profile(log_dir: Path) -> Path:
+    """The run directory the profiler just wrote: LOG_DIR/plugins/profile/<timestamp>."""
+    return max((log_dir / "plugins" / "profile").iterdir(), key=lambda run: run.stat().st_mtime)
 
 
 def _batch_seconds(utterances: Utterances, config: DS2Config, batch_size: int, epochs: range) -> np.ndarray:
@@ -91,15 +123,16 @@ def _timed_batches(utterances: Utterances, config: DS2Config, batch_size: int, t
 
 
 def _time_training(model, utterances: Utterances, config: DS2Config, batch_size: int, epochs: range,
-                   seconds: np.ndarray, warmup: int) -> float:
+                   seconds: np.ndarray, warmup: int, profile_dir: Path | None = None) -> float:
     """Seconds of audio per second over the batches after the first `warmup` of `seconds` (those
-    `_timed_batches` planned), as Keras fit steps."""
+    `_timed_batches` planned), as Keras fit steps; with `profile_dir`, those steps are traced there."""
     from .data import training_dataset
 
     total = len(seconds)
     clock = _step_clock()
+    callbacks = [clock] if profile_dir is None else [_profiler(profile_dir, warmup), clock]
     model.fit(training_dataset(utterances, config, batch_size, epochs).take(total), epochs=1, steps_per_epoch=total,
-              callbacks=[clock], verbose=0, shuffle=False)
+              callbacks=callbacks, verbose=0, shuffle=False)
     return float(seconds[warmup:].sum()) / (clock.ends[-1] - clock.ends[warmup - 1])
 
 
@@ -134,12 +167,13 @@ def training_rate(config: DS2Config, manifests: list[Path], batch_size: int, ste
 
 
 def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: int, warmup: int,
-              model_file: Path | None = None, first_epoch: int = 0) -> Figures:
+              model_file: Path | None = None, first_epoch: int = 0, profile_dir: Path | None = None) -> Figures:
     """Time the pipeline alone and `warmup + steps` training batches (the last `steps` count), then inference.
 
     The batches are those `ds2 fit` trains on from `first_epoch` on: epoch 0 is shortest-first
     (sortagrad), so its first batches are the shortest; a later epoch's shuffled buckets time
-    what most of a run spends its steps on.
+    what most of a run spends its steps on. With `profile_dir`, the timed steps are also traced
+    there by TensorFlow's profiler (the directory is checked first, before any work).
     """
     import tensorflow as tf
 
@@ -147,9 +181,12 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
     from .data import Utterances, batches_per_epoch, training_dataset
     from .distribute import choose_strategy
     from .errors import DS2Error
+    from .fileio import check_writable, make_directory
     from .inference import run_inference
     from .training import build_model_for_training
 
+    if profile_dir is not None:
+        check_writable(make_directory(profile_dir) / ".ds2-bench-check")
     strategy = choose_strategy()
     if batch_size % strategy.num_replicas_in_sync:
         raise DS2Error(f"batch size {batch_size} must be a multiple of the {strategy.num_replicas_in_sync} replicas")
@@ -169,7 +206,7 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
 
     with strategy.scope():
         model = loaded if loaded is not None else build_model_for_training(config, per_epoch)
-    training_rate = _time_training(model, utterances, config, batch_size, epochs, seconds, warmup)
+    training_rate = _time_training(model, utterances, config, batch_size, epochs, seconds, warmup, profile_dir)
 
     count = min(len(utterances), steps * batch_size)
     subset = Utterances(rows=utterances.rows.iloc[:count].reset_index(drop=True), labels=utterances.labels[:count])
@@ -188,5 +225,5 @@ def run_bench(config: DS2Config, manifests: list[Path], batch_size: int, steps: 
         description=description, parameters=model.count_params(), training_rate=training_rate,
         pipeline_rate=pipeline_rate, inference_rtf=inference_rtf, inference_seconds=inference_seconds,
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * rss_unit / 2**20,
-        peak_device_mib=peak_device,
+        peak_device_mib=peak_device, profile=_newest_profile(profile_dir) if profile_dir is not None else None,
     )

@@ -28,12 +28,14 @@ from .cli_options import (  # noqa: E402
     parse_manifests, preset_option,
 )
 from .cli_transcribe import transcribe_command  # noqa: E402
+from .tensorflow_build import check_tensorflow  # noqa: E402
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ds2-keras")
 def main() -> None:
     """Deep Speech 2 on TensorFlow/Keras."""
+    check_tensorflow()  # a plain `pip install ds2-keras` has no TensorFlow build: say which extra to add
 
 
 main.add_command(ingest)
@@ -68,8 +70,11 @@ def export_command(model_file: Path, out_dir: Path, version: int | None) -> None
 @click.option("--epoch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Time the batches ds2 fit trains on from this epoch on, counted as fit counts them: "
                    "epoch 1 goes shortest first, later epochs in shuffled buckets, as most of a run does.")
+@click.option("--profile", "profile_dir", type=click.Path(path_type=Path), default=None,
+              help="Also write a TensorFlow profiler trace of the timed steps to this directory "
+                   "(tensorboard --logdir DIR, Profile tab).")
 def bench_command(manifests: tuple[str, ...], model_file: Path | None, preset: str, overrides: tuple[str, ...],
-                  batch_size: int, steps: int, warmup: int, epoch: int) -> None:
+                  batch_size: int, steps: int, warmup: int, epoch: int, profile_dir: Path | None) -> None:
     """Print training and input-pipeline throughput, inference real-time factor, memory and size."""
     from .benchmark import run_bench
 
@@ -77,7 +82,7 @@ def bench_command(manifests: tuple[str, ...], model_file: Path | None, preset: s
         raise click.UsageError("--set changes a fresh model's config; a --model-file brings its own")
     config = config_from(preset, overrides)
     click.echo(run_bench(config, manifest_paths(manifests), batch_size, steps, warmup, model_file,
-                         first_epoch=epoch - 1).report())
+                         first_epoch=epoch - 1, profile_dir=profile_dir).report())
 
 
 @main.command()

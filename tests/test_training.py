@@ -223,6 +223,26 @@ def test_bench_prints_every_figure(corpus):
     assert figures["parameters"] == DS2Model(TINY).count_params()
 
 
+def test_bench_profile_writes_a_trace_of_the_timed_steps(corpus, tmp_path):
+    profile = tmp_path / "profile"
+    result = CliRunner().invoke(main, ["bench", "--manifest", f"train:{corpus['train']}", "--preset", "tiny",
+                                       "--steps", "2", "--warmup", "1", "-z", "4", "--profile", str(profile)])
+    assert result.exit_code == 0, result.output
+    traces = list((profile / "plugins" / "profile").glob("*/*.xplane.pb"))
+    assert len(traces) == 1 and traces[0].stat().st_size > 0, list(profile.rglob("*"))
+    assert f"profile of the timed steps: {traces[0].parent} " in result.output
+    assert not list(profile.glob(".ds2-bench-check*"))  # the writability check leaves nothing behind
+
+
+def test_bench_profile_into_a_file_is_refused_before_any_work(corpus, tmp_path):
+    in_the_way = tmp_path / "profile"
+    in_the_way.write_text("not a directory")
+    result = CliRunner().invoke(main, ["bench", "--manifest", f"train:{corpus['train']}", "--preset", "tiny",
+                                       "--profile", str(in_the_way)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip() == f"Error: {in_the_way}: cannot write (not a directory)"
+
+
 def test_bench_times_the_batches_fit_trains_on_from_the_epoch_asked(corpus):
     config, utterances = _bench_data(TINY, [corpus["train"]], fresh=True)
     per_epoch = batches_per_epoch(utterances, 4)
