@@ -4,8 +4,9 @@ It prints figures and judges nothing: training throughput after warm-up steps (w
 graph tracing), the input pipeline's own rate (is training waiting for data?), inference
 real-time factor, peak memory and parameter count; with a profile directory, also a TensorFlow
 profiler trace of the timed training steps (TensorBoard's Profile tab reads it), so that where a
-step's time goes is a command away. Every figure goes through the code paths `ds2 fit` and `ds2 evaluate` use (data.training_dataset, Keras fit under
-distribute.choose_strategy, inference.run_inference), so it predicts what those commands do.
+step's time goes is a command away. Every figure goes through the code paths `ds2 fit` and
+`ds2 evaluate` use (data.training_dataset, Keras fit under distribute.choose_strategy,
+inference.run_inference), so it predicts what those commands do.
 TensorFlow is imported on first use so that `ds2 --help` stays fast.
 """
 from __future__ import annotations
