@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The TensorFlow build: cpu (tensorflow-cpu on x86-64) or cuda (tensorflow[and-cuda]); see docs/install.md.
+TF_BUILD ?= cpu
 DEMO ?= demo
 DEMO_UTTERANCES ?= 3000
 DEMO_EPOCHS ?= 2
@@ -23,11 +25,11 @@ $(VENV)/.installed: setup.cfg setup.py pyproject.toml scripts/install-system-dep
 	bash scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e ".[$(TF_BUILD)]"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[$(TF_BUILD),test]"
 	touch $@
 
 test: test-setup
