@@ -12,7 +12,7 @@ DEMO_EPOCHS ?= 2
 DEMO_PRESET ?= small
 DEMO_BATCH ?= 16
 # The demo's 2 epochs are too short for regularization (SpecAugment, dropout) to pay
-# (README: "The small recipe").
+# (docs/benchmarks.md: "The small recipe").
 DEMO_SET ?= --set spec_augment=false --set dropout=0
 
 .PHONY: setup test-setup demo test clean-demo

@@ -2,8 +2,7 @@
 16 kHz mono float32. Audio that holds NaN or Inf samples is refused like unreadable audio.
 
 soundfile (libsndfile) reads WAV, FLAC, OGG, MP3 and NIST SPHERE with no TensorFlow plugin; we
-do not use tensorflow-io, whose last release does not load next to TF 2.21 (see README design
-notes).
+do not use tensorflow-io, whose last release does not load next to TF 2.21 (see docs/design.md).
 """
 from __future__ import annotations
 

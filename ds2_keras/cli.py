@@ -91,7 +91,7 @@ def bench_command(manifests: tuple[str, ...], model_file: Path | None, preset: s
 @batch_size_option(32)
 @click.option("-s", "--save-path", "--save_path", "save_path", type=click.Path(path_type=Path), required=True,
               help="Output directory: model.keras, config.json, history.json, TensorBoard logs.")
-@model_file_option(required=False, help="A model file to continue training (see Resume in the README).")
+@model_file_option(required=False, help="A model file to continue training (see docs/training.md).")
 @click.option("--init-from", type=click.Path(path_type=Path), default=None,
               help="Start a new run from this model's weights (fine-tuning): epoch 0, a new optimizer; "
                    "--preset/--set may change the recipe, not the network.")

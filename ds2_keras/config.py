@@ -210,7 +210,7 @@ PRESETS: dict[str, DS2Config] = {
     # narrow GRUs buy more epochs per hour, which paid more than width did. The recipe is shaped
     # for short runs: warm up to a high rate, anneal to the run's end, let batch-norm statistics
     # follow the fast-moving weights, and regularize (dropout, SpecAugment) for unseen speakers
-    # (README: "The small recipe").
+    # (docs/benchmarks.md: "The small recipe").
     "small": DS2Config(
         preset="small", feature_type="mel", mel_bins=64, conv_filters=(32, 24),
         conv_kernels=((11, 21), (5, 11)), conv_strides=((3, 2), (1, 2)), rnn_layers=3,

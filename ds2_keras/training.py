@@ -49,7 +49,7 @@ class WallClockBudget(keras.callbacks.Callback):
     After the second epoch (the first one also traces the graphs and fills the cache) it projects
     where the budget ends at that epoch's pace, and says so when that is short of the planned
     epochs: the cosine schedule is sized by -e, so a run whose -e does not fit the machine stops
-    at a high learning rate (an epoch of the README's `small` recipe takes 2.7 minutes on one
+    at a high learning rate (an epoch of the `small` recipe in docs/benchmarks.md takes 2.7 minutes on one
     2-core machine and nearly 6 on another), and the person learns what -e to give instead.
     """
 

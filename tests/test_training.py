@@ -321,7 +321,7 @@ def epochs_under_budget(minutes: list[float], planned_epochs: int, cosine_floor:
 
 
 def test_max_minutes_says_after_the_second_epoch_where_the_budget_ends_and_what_e_fits(capsys):
-    # The README's small recipe on the slower machine; the first epoch also traces and fills the cache.
+    # The small recipe of docs/benchmarks.md on the slower machine; the first epoch also traces and fills the cache.
     epochs_under_budget([6.3, 5.9], 20, 0.02, {"epoch": 0, "step": 0})
     out = capsys.readouterr().out.strip()
     assert out.startswith("--max-minutes 59: an epoch takes about 5.9 minutes here, so the budget ends near "
