@@ -10,12 +10,13 @@ plain `cat` load as one (repeated header lines are dropped).
 from __future__ import annotations
 
 import csv
+import math
 from io import StringIO
 from pathlib import Path
 
 import pandas as pd
 
-from .alphabet import ENGLISH, UnmappableTextError, normalize_text
+from .alphabet import ENGLISH, normalize_text
 from .audio import AudioError, audio_info
 from .errors import DS2Error
 from .fileio import atomic_path
@@ -48,47 +49,83 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # utf-8-sig: spreadsheet programs save CSV with a byte-order mark before the header.
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise ManifestError(f"{path}: not a UTF-8 text manifest ({error.reason} at byte {error.start})") from None
-    lines = [line for line in lines if line.strip()]
-    if not lines:
+    if "\x00" in text:
+        raise ManifestError(f"{path}: not a text manifest (it holds NUL bytes)")
+    if not text.strip():
         raise ManifestError(f"{path}: manifest is empty")
-    if lines[0].startswith(SEED_HEADER):
-        pairs = [line.split("\t") for line in lines if not line.startswith(SEED_HEADER)]
-        return _from_path_pairs(path, pairs)
-    if lines[0].split(",")[0] == COLUMNS[0]:
-        return _read_ds2_csv(path, lines)
-    return _from_path_pairs(path, list(csv.reader(lines)))
+    if text.lstrip().startswith(SEED_HEADER):
+        lines = [line for line in text.splitlines() if line.strip() and not line.startswith(SEED_HEADER)]
+        return _from_path_pairs(path, [line.split("\t") for line in lines])
+    records = _csv_records(path, text)
+    if not records:
+        raise ManifestError(f"{path}: manifest is empty")
+    header = [name.strip() for name in records[0][1]]
+    if set(header) & set(COLUMNS):
+        return _read_ds2_csv(path, header, records[1:])
+    return _from_path_pairs(path, [fields for _, fields in records])
 
 
-def _read_ds2_csv(path: Path, lines: list[str]) -> pd.DataFrame:
-    header = lines[0]
-    body = [header] + [line for line in lines[1:] if line != header]
+def _csv_records(path: Path, text: str) -> list[tuple[int, list[str]]]:
+    """Non-blank CSV records with the line each starts on.
+
+    Only \\n and \\r end a record: U+2028 and the other separators str.splitlines() splits on
+    may sit inside a quoted text field.
+    """
+    reader = csv.reader(StringIO(text, newline=""))
+    records = []
+    line = 1
     try:
-        frame = pd.read_csv(StringIO("\n".join(body)), dtype={"text": str, "language": str}, keep_default_na=False)
-    except pd.errors.ParserError as error:
-        raise ManifestError(f"{path}: malformed CSV ({error})") from None
-    missing = set(REQUIRED_COLUMNS) - set(frame.columns)
+        for fields in reader:
+            if any(field.strip() for field in fields):
+                records.append((line, fields))
+            line = reader.line_num + 1
+    except csv.Error as error:
+        raise ManifestError(f"{path}: line {line}: malformed CSV ({error})") from None
+    return records
+
+
+def _read_ds2_csv(path: Path, header: list[str], records: list[tuple[int, list[str]]]) -> pd.DataFrame:
+    """Columns are found by name, so reordered headers and extra columns read as written."""
+    missing = sorted(set(REQUIRED_COLUMNS) - set(header))
     if missing:
-        raise ManifestError(f"{path}: missing columns {sorted(missing)}")
-    if "language" not in frame.columns:
-        frame["language"] = ENGLISH
-    frame["language"] = frame["language"].astype(str).replace("", ENGLISH)
-    frame["duration"] = pd.to_numeric(frame["duration"], errors="coerce")
-    bad = frame.index[frame["duration"].isna()]
-    if len(bad):
-        raise ManifestError(f"{path}: line {bad[0] + 2}: duration is not a number")
-    frame["text"] = [_normalized(path, line, text, language)
-                     for line, (text, language) in enumerate(zip(frame["text"], frame["language"]), start=2)]
-    return frame[COLUMNS].reset_index(drop=True)
+        raise ManifestError(f"{path}: missing columns {missing} (the header has {', '.join(header)})")
+    repeated = sorted({name for name in header if header.count(name) > 1 and name in COLUMNS})
+    if repeated:
+        raise ManifestError(f"{path}: column {repeated[0]} appears twice in the header")
+    position = {name: header.index(name) for name in COLUMNS if name in header}
+    rows = []
+    for line, fields in records:
+        if [field.strip() for field in fields] == header:
+            continue  # the header of a manifest joined with `cat`
+        if len(fields) > len(header) or any(position[name] >= len(fields) for name in REQUIRED_COLUMNS):
+            raise ManifestError(f"{path}: line {line}: {len(fields)} fields, the header has {len(header)}"
+                                " (quote text that holds commas)")
+        row = {name: fields[index] for name, index in position.items() if index < len(fields)}  # language may be left off
+        language = row.get("language", "").strip() or ENGLISH
+        rows.append((row["audio_path"], row["transcript_path"],
+                     _normalized(path, line, row["text"], language), _duration(path, line, row["duration"]), language))
+    return _frame(rows)
+
+
+def _duration(path: Path, line: int, field: str) -> float:
+    try:
+        seconds = float(field)
+    except ValueError:
+        raise ManifestError(f"{path}: line {line}: duration is not a number ({field!r})") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ManifestError(f"{path}: line {line}: duration {field!r} is not a non-negative number of seconds")
+    return seconds
 
 
 def _normalized(path: Path, line: int, text: str, language: str) -> str:
     """Text as the alphabet needs it: hand-edited rows ("Hello, 3 cats") are normalized here."""
     try:
         return normalize_text(text, language)
-    except UnmappableTextError as error:
+    except ValueError as error:  # UnmappableTextError, or a number too long to spell
         raise ManifestError(f"{path}: line {line}: {error}") from None
 
 
@@ -103,10 +140,15 @@ def _from_path_pairs(path: Path, pairs: list[list[str]]) -> pd.DataFrame:
         try:
             text = normalize_text(Path(transcript).read_text(encoding="utf-8"))
             duration = audio_info(audio).duration
-        except (OSError, UnmappableTextError, AudioError) as error:
+        except (OSError, ValueError, AudioError) as error:  # ValueError: unmappable text, a NUL in a path
             raise ManifestError(f"{path}: row {number}: {error}") from None
         rows.append((audio, transcript, text, duration, ENGLISH))
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return _frame(rows)
+
+
+def _frame(rows: list[tuple]) -> pd.DataFrame:
+    """The ds2 columns, duration float even with no rows (a header-only manifest)."""
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"duration": float})
 
 
 def read_manifests(paths: list[str | Path]) -> pd.DataFrame:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -144,3 +145,93 @@ def test_binary_file_is_not_a_manifest(tmp_path):
     binary.write_bytes(b"fLaC\x00\x00\x00\x22\xff\xfe\x80")
     with pytest.raises(ManifestError, match="audio.flac: not a UTF-8 text manifest"):
         read_manifest(binary)
+
+
+def test_byte_order_mark_and_reordered_header(tmp_path):
+    rows = frame("one", "two")
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + write_manifest(rows, tmp_path / "m.csv").read_bytes())
+    pd.testing.assert_frame_equal(read_manifest(bom), rows)
+    reordered = tmp_path / "reordered.csv"
+    rows[list(reversed(COLUMNS))].assign(speaker="19").to_csv(reordered, index=False)
+    pd.testing.assert_frame_equal(read_manifest(reordered), rows)
+
+
+def test_renamed_short_and_overfull_headers_name_the_cause(tmp_path):
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text("audio_path,transcript,text,duration,language\n/a.flac,/a.txt,a,1.0,en\n")
+    with pytest.raises(ManifestError, match=r"renamed.csv: missing columns \['transcript_path'\] \(the header has "
+                                            r"audio_path, transcript, text, duration, language\)"):
+        read_manifest(renamed)
+    overfull = tmp_path / "overfull.csv"
+    overfull.write_text("audio_path,transcript_path,text,duration\n/a.flac,/a.txt,a,1.0,en\n/b.flac,/b.txt,b,1.0,en\n")
+    with pytest.raises(ManifestError, match=r"overfull.csv: line 2: 5 fields, the header has 4"):
+        read_manifest(overfull)
+    short = tmp_path / "short.csv"
+    short.write_text(",".join(COLUMNS) + "\n/a.flac,/a.txt,a,1.0,en\n/b.flac,/b.txt,b\n")
+    with pytest.raises(ManifestError, match=r"short.csv: line 3: 3 fields, the header has 5"):
+        read_manifest(short)
+
+
+def test_line_separators_inside_quoted_text(tmp_path):
+    """U+2028 and friends end a line for str.splitlines(), not for CSV: the text is one field."""
+    path = tmp_path / "separators.csv"
+    path.write_text(",".join(COLUMNS) + '\n/a.flac,/a.txt,"one\u2028two\x85three\x0cfour",1.0,en\n'
+                    '/b.flac,/b.txt,"five\nsix",2.0,en\n', encoding="utf-8")
+    rows = read_manifest(path)
+    assert rows["text"].tolist() == ["one two three four", "five six"]
+    assert rows["duration"].tolist() == [1.0, 2.0]
+
+
+def test_rows_after_a_multiline_field_are_named_by_their_physical_line(tmp_path):
+    path = tmp_path / "lines.csv"
+    path.write_text(",".join(COLUMNS) + '\n/a.flac,/a.txt,"one\ntwo",1.0,en\n\n/b.flac,/b.txt,b,soon,en\n')
+    with pytest.raises(ManifestError, match=r"lines.csv: line 5: duration is not a number \('soon'\)"):
+        read_manifest(path)
+
+
+_MUTATION_CHARACTERS = list(',"\n\r\t\x00\ufeff\u2028\u2029\x85 é日9.-') + ["nan", "inf", "@FILE\t", "audio_path"]
+
+
+def _mutated(text: str, rng: np.random.Generator) -> str:
+    """One to four random edits: delete, insert, duplicate or drop a line, truncate."""
+    for _ in range(rng.integers(1, 5)):
+        kind = rng.integers(5)
+        at = int(rng.integers(len(text) + 1))
+        if kind == 0:
+            text = text[:at] + text[at + 1:]
+        elif kind == 1:
+            text = text[:at] + _MUTATION_CHARACTERS[rng.integers(len(_MUTATION_CHARACTERS))] + text[at:]
+        elif kind in (2, 3):
+            lines = text.split("\n")
+            index = int(rng.integers(len(lines)))
+            lines[index:index + 1] = [lines[index]] * (2 if kind == 2 else 0)
+            text = "\n".join(lines)
+        else:
+            text = text[:at]
+    return text
+
+
+def test_fuzzed_manifests_parse_or_raise_a_manifest_error(tmp_path):
+    """A few hundred seeded mutations of valid manifests of every format: never another exception."""
+    files = seed_corpus(tmp_path)
+    rows = frame("one", "two", base=tmp_path)
+    valid = [write_manifest(rows, tmp_path / "ds2.csv").read_text(),
+             rows.drop(columns="language").to_csv(index=False),
+             "@FILE\tFILE\n" + "".join(f"{audio}\t{text}\n" for audio, text, _ in files),
+             "".join(f"{audio},{text}\n" for audio, text, _ in files)]
+    rng = np.random.default_rng(28)
+    outcomes = {"parsed": 0, "refused": 0}
+    for case in range(400):
+        path = tmp_path / f"fuzz{case}.csv"
+        path.write_bytes(_mutated(valid[case % len(valid)], rng).encode("utf-8", "surrogatepass"))
+        try:
+            parsed = read_manifest(path)
+        except ManifestError as error:
+            message = str(error)
+            assert message.startswith(f"{path}: ") and "\n" not in message.strip(), message
+            outcomes["refused"] += 1
+        else:
+            assert list(parsed.columns) == COLUMNS and parsed["duration"].dtype == float
+            outcomes["parsed"] += 1
+    assert min(outcomes.values()) > 40, outcomes  # the mutations exercise both outcomes
