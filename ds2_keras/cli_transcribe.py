@@ -18,6 +18,8 @@ from .transcript_writers import FORMATS, output_path, printed_text, write_transc
 
 if TYPE_CHECKING:
     from .model import DS2Model
+    from .streaming import StreamingRecognizer
+    from .words import Hypothesis
 
 PROGRESS_SECONDS = 60.0  # a single file longer than this gets a progress bar
 
@@ -82,10 +84,7 @@ def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: in
                 write_transcript(output_dir, path, result, output_format)
             else:
                 click.echo(printed_text(output_format, path, result))
-    if len(audio) == 1 and failures:
-        raise failures[0]
-    if failures:
-        raise click.ClickException(f"{len(failures)} of {len(audio)} audio files could not be transcribed")
+    _raise_failures(failures, len(audio))
 
 
 def _check_outputs(audio: Sequence[Path], output_format: str, output_dir: Path | None) -> None:
@@ -104,30 +103,56 @@ def _check_outputs(audio: Sequence[Path], output_format: str, output_dir: Path |
 
 def stream_files(model: DS2Model, audio: Sequence[Path], chunk_ms: int, realtime: bool, output_format: str,
                  output_dir: Path | None) -> None:
-    """`--stream`: partial transcripts on stderr as they change, the final result as --format/--output-dir say."""
-    import time
+    """`--stream`: partial transcripts on stderr as they change, the final result as --format/--output-dir say.
 
-    from .streaming import Streamer, StreamingRecognizer, array_chunks, pcm_chunks
+    As offline: a file that cannot be read is reported and the others are still streamed.
+    """
+    from .streaming import StreamingRecognizer
 
     recognizer = StreamingRecognizer(model)  # one trace for every file
-    sample_rate = model.ds2_config.sample_rate
-    chunk = sample_rate * chunk_ms // 1000
-    live = sys.stderr.isatty()
+    failures = []
     for path in audio:
-        chunks = pcm_chunks(sys.stdin.buffer, chunk) if str(path) == "-" else array_chunks(
-            load_audio(path, sample_rate), chunk)
-        streamer, shown, started = Streamer(recognizer), "", time.monotonic()
-        for index, samples in enumerate(chunks):
-            if realtime and str(path) != "-":
-                time.sleep(max(0.0, started + index * chunk_ms / 1000 - time.monotonic()))
-            partial = streamer.feed(samples).text
-            if partial != shown:
-                click.echo(f"\r\x1b[K{partial}" if live else f"{path}\tpartial\t{partial}", err=True, nl=not live)
-                shown = partial
-        if live:
-            click.echo("\r\x1b[K", err=True, nl=False)
-        final = streamer.finish()
+        try:
+            final = _stream_one(recognizer, path, chunk_ms, realtime)
+        except AudioError as error:
+            failures.append(error)
+            if len(audio) > 1:
+                click.echo(f"Error: {error}", err=True)
+            continue
         if output_dir is not None:
             write_transcript(output_dir, path, final, output_format)
         else:
             click.echo(printed_text(output_format, path, final))
+    _raise_failures(failures, len(audio))
+
+
+def _raise_failures(failures: list[AudioError], files: int) -> None:
+    """One file: its own error. Several: how many failed (each was reported as it happened)."""
+    if files == 1 and failures:
+        raise failures[0]
+    if failures:
+        raise click.ClickException(f"{len(failures)} of {files} audio files could not be transcribed")
+
+
+def _stream_one(recognizer: StreamingRecognizer, path: Path, chunk_ms: int, realtime: bool) -> Hypothesis:
+    """Stream one file (or stdin for `-`), showing partials on stderr; return the final result."""
+    import time
+
+    from .streaming import Streamer, array_chunks, pcm_chunks
+
+    sample_rate = recognizer.config.sample_rate
+    chunk = sample_rate * chunk_ms // 1000
+    live = sys.stderr.isatty()
+    chunks = pcm_chunks(sys.stdin.buffer, chunk) if str(path) == "-" else array_chunks(
+        load_audio(path, sample_rate), chunk)
+    streamer, shown, started = Streamer(recognizer), "", time.monotonic()
+    for index, samples in enumerate(chunks):
+        if realtime and str(path) != "-":
+            time.sleep(max(0.0, started + index * chunk_ms / 1000 - time.monotonic()))
+        partial = streamer.feed(samples).text
+        if partial != shown:
+            click.echo(f"\r\x1b[K{partial}" if live else f"{path}\tpartial\t{partial}", err=True, nl=not live)
+            shown = partial
+    if live:
+        click.echo("\r\x1b[K", err=True, nl=False)
+    return streamer.finish()

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from .alphabet import BLANK_INDEX, Alphabet
+from .audio import AudioError
 from .decoding import greedy_hypotheses
 from .errors import DS2Error
 from .frames import analysis_frames, output_frame_seconds, samples_spanned
@@ -33,6 +34,11 @@ from .words import Hypothesis
 
 if TYPE_CHECKING:
     from .model import DS2Model
+
+
+# A stream's `last_token` after its final step: any further step is refused, so a client that
+# sends the returned state again with final=true cannot append the flushed lookahead twice.
+FINISHED_TOKEN = -2
 
 
 class StreamingError(DS2Error):
@@ -92,9 +98,14 @@ class StreamingRecognizer(tf.Module):
 
     def step(self, audio: tf.Tensor, state: dict[str, tf.Tensor], final: tf.Tensor | bool = False
              ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        """Feed [batch, samples] of audio (every stream the same number); return (state, new logits [batch, frames, classes])."""
+        """Feed [batch, samples] of audio (every stream the same number); return (state, new logits [batch, frames, classes]).
+
+        The inputs are checked first (see check_step_inputs): a TF Serving client carries the
+        state, and a wrong one would otherwise give a wrong transcript without an error.
+        """
+        audio, state = self.check_step_inputs(tf.cast(audio, tf.float32), state)
         new = {}
-        features, new["samples"] = self._frames(tf.concat([state["samples"], tf.cast(audio, tf.float32)], axis=1))
+        features, new["samples"] = self._frames(tf.concat([state["samples"], audio], axis=1))
         x = features[:, :, :, None]
         for i in range(len(self._conv_inputs)):
             x, new[f"conv{i}"] = self._convolution(i, tf.concat([state[f"conv{i}"], x], axis=1))
@@ -108,9 +119,46 @@ class StreamingRecognizer(tf.Module):
             x, new["lookahead"] = self._lookahead(state["lookahead"], x, state["rnn_frames"], final)
         logits = self.model.get_layer("logits")(x)
         new["frames"] = state["frames"] + tf.shape(logits)[1]
-        new["transcript"], new["last_token"] = _extend_greedy(state["transcript"], state["last_token"], logits,
-                                                              self.model.alphabet)
+        new["transcript"], last_token = _extend_greedy(state["transcript"], state["last_token"], logits,
+                                                       self.model.alphabet)
+        new["last_token"] = tf.where(tf.cast(final, tf.bool), FINISHED_TOKEN, last_token)
         return new, logits
+
+    def check_step_inputs(self, audio: tf.Tensor, state: dict[str, tf.Tensor]
+                          ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """`audio` and `state` once they are known to be a stream's: finite samples, every state
+        tensor of the audio's batch, of the shape the recognizer makes and finite, and a stream
+        that has not had its final step (its `last_token` is FINISHED_TOKEN after one).
+
+        Messages name the tensor and the cause, never the data, as serving_inputs' checks do.
+        """
+        config, batch = self.config, tf.shape(audio)[0]
+        checks = [tf.debugging.assert_all_finite(audio, "audio must hold finite samples")]
+        # What a step leaves over: samples short of a window, frames short of a kernel.
+        longest = {"samples": config.window_samples - 1}
+        longest.update({f"conv{i}": config.conv_kernels[i][0] - 1 for i in range(len(self._conv_inputs))})
+        for name, spec in self.state_specs().items():
+            value, shape = state[name], tf.shape(state[name])
+            checks.append(tf.debugging.assert_equal(shape[0], batch,
+                                                    message=f"state_{name} must have the batch size of audio"))
+            checks += [tf.debugging.assert_equal(shape[axis], size, message=f"state_{name} must have {size} in dimension {axis}")
+                       for axis, size in enumerate(spec.shape[1:], start=1) if size is not None]
+            if name in longest:
+                checks.append(tf.debugging.assert_less_equal(
+                    shape[1], longest[name], message=f"state_{name} must have at most {longest[name]} in dimension 1"))
+            if spec.dtype == tf.float32:
+                checks.append(tf.debugging.assert_all_finite(value, f"state_{name} must hold finite values"))
+            elif name in ("frames", "rnn_frames"):
+                checks.append(tf.debugging.assert_non_negative(value, message=f"state_{name} must be >= 0"))
+        checks.append(tf.debugging.assert_none_equal(
+            state["last_token"], FINISHED_TOKEN,
+            message="this stream has finished (a step with final=true was sent); start a new one with stream_start"))
+        checks.append(tf.debugging.assert_less(state["last_token"], self.model.alphabet.num_classes,
+                                               message="state_last_token must be a symbol index or -1"))
+        checks.append(tf.debugging.assert_greater_equal(state["last_token"], FINISHED_TOKEN,
+                                                        message="state_last_token must be a symbol index or -1"))
+        with tf.control_dependencies(checks):
+            return tf.identity(audio), {name: tf.identity(value) for name, value in state.items()}
 
     def _frames(self, samples: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Normalized features of every whole window in `samples`, and the samples left over."""
@@ -239,10 +287,41 @@ class Streamer:
         return self.feed(np.zeros(0, np.float32), final=True)
 
 
-def pcm_chunks(stream: BinaryIO, chunk_samples: int) -> Iterator[np.ndarray]:
-    """Raw 16-bit little-endian mono PCM (what `arecord -f S16_LE -c 1` writes) as float chunks."""
+# The first bytes of the containers people pipe by mistake; as PCM they would decode to noise
+# and a wrong transcript. (An MP3 without ID3 tags starts with a frame: 11 set sync bits.)
+_CONTAINERS = ((b"RIFF", "a WAV file"), (b"fLaC", "a FLAC file"), (b"OggS", "an Ogg file"),
+               (b"ID3", "an MP3 file"), (b"FORM", "an AIFF file"))
+RAW_PCM_HINT = ("pass the file's path instead of -, or convert to raw PCM first "
+                "(ffmpeg -i IN -f s16le -ac 1 -ar 16000 -)")
+
+
+def container_name(head: bytes) -> str | None:
+    """What container `head` (a stream's first bytes) starts, or None for anything else."""
+    for magic, name in _CONTAINERS:
+        if head.startswith(magic):
+            return name
+    if len(head) >= 3 and head[0] == 0xFF and head[1] >= 0xE0 and head[1] & 0x06 and _valid_mp3_rates(head[2]):
+        return "an MP3 file"
+    return None
+
+
+def _valid_mp3_rates(byte: int) -> bool:
+    """An MP3 frame header's bitrate and sample-rate indexes are not the reserved ones, which
+    tells a real frame from PCM that starts with samples like -1 (0xFF 0xFF)."""
+    return byte >> 4 != 0xF and (byte >> 2) & 0x3 != 0x3
+
+
+def pcm_chunks(stream: BinaryIO, chunk_samples: int, name: str = "-") -> Iterator[np.ndarray]:
+    """Raw 16-bit little-endian mono PCM (what `arecord -f S16_LE -c 1` writes) as float chunks.
+
+    AudioError (naming `name`) if the stream starts with a container's header instead.
+    """
+    first = True
     while True:
         data = stream.read(2 * chunk_samples)
+        if first and (kind := container_name(data[:4])):
+            raise AudioError(name, f"this is {kind}, not raw 16-bit PCM; {RAW_PCM_HINT}")
+        first = False
         if not data:
             return
         data = data[: len(data) // 2 * 2]  # a half sample at the very end is dropped

@@ -24,7 +24,7 @@ from ds2_keras.config import preset
 from ds2_keras.decoding import greedy_decode
 from ds2_keras.export import export_saved_model
 from ds2_keras.manifest import read_manifest
-from ds2_keras.streaming import Streamer, StreamingError, StreamingRecognizer
+from ds2_keras.streaming import Streamer, StreamingError, StreamingRecognizer, container_name
 from ds2_keras.training import FitRequest, fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,10 +151,16 @@ print(json.dumps({"streamed": texts, "offline": offline.numpy()[0].decode(), "ds
 '''
 
 
-def test_stream_step_signature_in_a_fresh_process_gives_the_offline_transcript(streaming_model, utterance, tmp_path):
+@pytest.fixture(scope="module")
+def streaming_export(streaming_model, tmp_path_factory) -> Path:
+    return export_saved_model(load_model_file(streaming_model, compile=False), tmp_path_factory.mktemp("serving"))
+
+
+def test_stream_step_signature_in_a_fresh_process_gives_the_offline_transcript(streaming_model, streaming_export,
+                                                                                utterance, tmp_path):
     path = tmp_path / "talk.wav"
     soundfile.write(path, utterance, 16000, subtype="PCM_16")
-    export = export_saved_model(load_model_file(streaming_model, compile=False), tmp_path / "serving")
+    export = streaming_export
     result = subprocess.run([sys.executable, "-c", STREAM_SERVER, str(export), str(path), str(ROOT / "examples")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -163,3 +169,66 @@ def test_stream_step_signature_in_a_fresh_process_gives_the_offline_transcript(s
     assert reply["streamed"][-1] == reply["offline"] == offline(load_model_file(streaming_model, compile=False),
                                                                 load_audio(path))[1]
     assert len(reply["streamed"]) > 2 and reply["streamed"][0] != reply["streamed"][-1]
+
+
+def test_stream_step_refuses_bad_audio_bad_state_and_a_step_after_the_final_one(streaming_export, utterance):
+    """Each fault is an InvalidArgument naming the input, as serving_default's checks are."""
+    signatures = tf.saved_model.load(str(streaming_export)).signatures
+    step = signatures["stream_step"]
+    start = signatures["stream_start"](batch_size=tf.constant(1))
+    chunk = tf.constant(utterance[None, :2560])
+    good = step(audio=chunk, final=tf.constant(False), **start)
+    state = {name: value for name, value in good.items() if name.startswith("state_")}
+
+    def refused(audio=chunk, final=False, **changed) -> str:
+        with pytest.raises(tf.errors.InvalidArgumentError) as error:
+            step(audio=audio, final=tf.constant(final), **{**state, **changed})
+        return error.value.message
+
+    nan = utterance[None, :2560].copy()
+    nan[0, 100] = np.nan
+    assert "audio must hold finite samples" in refused(audio=tf.constant(nan))
+    assert "state_rnn0_0 must hold finite values" in refused(state_rnn0_0=state["state_rnn0_0"] + np.inf)
+    assert "state_conv0 must have the batch size of audio" in refused(
+        state_conv0=tf.concat([state["state_conv0"]] * 2, axis=0))
+    window = STREAMING_TINY.window_samples
+    assert f"state_samples must have at most {window - 1} in dimension 1" in refused(
+        state_samples=tf.zeros([1, window]))
+    assert "state_frames must be >= 0" in refused(state_frames=tf.constant([-3]))
+    final = step(audio=chunk, final=tf.constant(True), **state)
+    finished = {name: value for name, value in final.items() if name.startswith("state_")}
+    state.update(finished)
+    assert "this stream has finished" in refused(audio=chunk[:, :0], final=True)
+    assert "this stream has finished" in refused(final=False)
+    # Sending the state before the final step again (a retry) gives the same answer: nothing appended.
+    again = step(audio=chunk, final=tf.constant(True), **{name: value for name, value in good.items()
+                                                         if name.startswith("state_")})
+    assert again["transcripts"].numpy()[0] == final["transcripts"].numpy()[0]
+
+
+def test_transcribe_stream_refuses_a_container_on_stdin_and_goes_on_past_a_bad_file(streaming_model, utterance,
+                                                                                   tmp_path):
+    path = tmp_path / "talk.wav"
+    soundfile.write(path, utterance, 16000, subtype="PCM_16")
+    piped = CliRunner().invoke(main, ["transcribe", "--stream", "--model-file", str(streaming_model), "-"],
+                               input=path.read_bytes())
+    assert piped.exit_code == 1
+    assert piped.output.strip().splitlines() == [
+        "Error: -: this is a WAV file, not raw 16-bit PCM; pass the file's path instead of -, or convert to raw PCM "
+        "first (ffmpeg -i IN -f s16le -ac 1 -ar 16000 -)"]
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00")
+    result = CliRunner().invoke(main, ["transcribe", "--stream", "--model-file", str(streaming_model),
+                                       str(broken), str(path)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[-1].startswith(f"{path}\t")  # the good file after the bad one
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert errors[0].startswith(f"Error: {broken}: ") and errors[-1] == "Error: 1 of 2 audio files could not be transcribed"
+
+
+@pytest.mark.parametrize("head, kind", [(b"RIFF\x24\x00\x00\x00WAVE", "a WAV file"), (b"fLaC\x00", "a FLAC file"),
+                                        (b"OggS\x00", "an Ogg file"), (b"ID3\x04", "an MP3 file"),
+                                        (b"\xff\xfb\x90\x44", "an MP3 file"), (b"\xff\xff\xff\xff", None),
+                                        (b"\x00\x00\x01\x00", None)])
+def test_container_names_tell_containers_from_raw_pcm(head, kind):
+    assert container_name(head) == kind
