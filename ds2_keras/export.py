@@ -9,8 +9,8 @@ the network, greedy decoding and word timing, so the server needs no ds2 Python 
   (padded with ""), word_starts, word_ends (seconds) and word_confidences float32 [batch,
   max_words] (padded with 0), word_counts int32 [batch], logits float32 [batch, frames, classes],
   logit_lengths int32 [batch]. Every output is rectangular, as TF Serving's JSON needs.
-- `transcribe_wav`: wav_bytes string [batch], each a whole 16-bit PCM WAV file, decoded in the
-  graph with tf.audio.decode_wav (stereo mixed down) -> the same outputs. TF has no in-graph
+- `transcribe_wav`: wav_bytes string [batch], each a whole 16-bit PCM WAV file (plain or
+  WAVE_FORMAT_EXTENSIBLE), decoded in the graph with tf.audio.decode_wav (stereo mixed down) -> the same outputs. TF has no in-graph
   resampler, so a WAV at another rate is refused with an InvalidArgument error.
 - `metadata`: no inputs -> symbols string [classes] (what each logit means: "_" the CTC blank,
   then the model's alphabet, the space last), language string, sample_rate int32 and
@@ -69,13 +69,13 @@ def serving_module(model: DS2Model) -> tf.Module:
     """The recognizer plus `recognize_wav`, the graph behind the `transcribe_wav` signature."""
     import tensorflow as tf
 
-    from .serving_inputs import check_wav_bytes
+    from .serving_inputs import check_wav_bytes, plain_format_chunk
 
     module = recognizer(model)
     sample_rate = model.ds2_config.sample_rate
 
     def decode(contents: tf.Tensor) -> tf.Tensor:
-        audio, rate = tf.audio.decode_wav(check_wav_bytes(contents))
+        audio, rate = tf.audio.decode_wav(check_wav_bytes(plain_format_chunk(contents)))
         check = tf.debugging.assert_equal(
             rate, sample_rate, message=f"WAV audio must be sampled at {sample_rate} Hz (resample before sending)")
         with tf.control_dependencies([check]):

@@ -13,6 +13,8 @@ import tensorflow as tf
 _WAV_MAGIC = ((0, b"RIFF"), (8, b"WAVE"), (12, b"fmt "))  # what decode_wav reads before anything else
 _WAV_HEADER_BYTES = 36  # up to the end of a 16-byte fmt chunk, where decode_wav's chunk walk starts
 _INT32_MAX = 2**31 - 1
+_EXTENSIBLE = 0xFFFE  # WAVE_FORMAT_EXTENSIBLE's format tag
+_EXTENSIBLE_FMT_BYTES = 40
 
 
 def check_serving_inputs(waveforms: tf.Tensor, lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -36,9 +38,7 @@ def check_wav_bytes(contents: tf.Tensor) -> tf.Tensor:
     and the id of a chunk whose size is past 2**31 - 1. Both are checked first, walking the
     chunks the way decode_wav does, so its own errors are left to the readable ones.
     """
-    # Padded, so that every header field exists even in a request shorter than a header.
-    header = tf.strings.substr(tf.strings.join([tf.strings.substr(contents, 0, _WAV_HEADER_BYTES),
-                                                b"\0" * _WAV_HEADER_BYTES]), 0, _WAV_HEADER_BYTES)
+    header = _padded_header(contents)
     magic = tf.reduce_all([tf.strings.substr(header, start, len(text)) == text for start, text in _WAV_MAGIC])
     # tf.debugging.Assert with the message only: the usual asserts would print the bytes too.
     checks = [tf.debugging.Assert(magic, ["wav_bytes must hold whole WAV files (RIFF/WAVE header not found)"])]
@@ -47,6 +47,36 @@ def check_wav_bytes(contents: tf.Tensor) -> tf.Tensor:
     checks.append(tf.debugging.Assert(sizes, ["wav_bytes must hold whole WAV files (a chunk size is out of range)"]))
     with tf.control_dependencies(checks):
         return tf.identity(contents)
+
+
+def plain_format_chunk(contents: tf.Tensor) -> tf.Tensor:
+    """`contents` with a WAVE_FORMAT_EXTENSIBLE fmt chunk rewritten as the plain 16-byte one.
+
+    Windows tools and soundfile write 16-bit mono PCM as WAVE_FORMAT_EXTENSIBLE (format tag
+    0xFFFE, a 40-byte fmt chunk whose sub-format GUID starts with the real format tag), which
+    decode_wav refuses ("Expected 16 or 18") and whose extension the chunk walk would read as a
+    chunk. The plain chunk takes the sub-format's tag, so non-PCM audio still gets decode_wav's
+    own "Expected 1 (PCM)". decode_wav does not read the RIFF size, which is left as it was.
+    """
+    header = _padded_header(contents)
+    fmt_size = _little_endian(header, 16, 4)
+    extensible = (_little_endian(header, 20, 2) == _EXTENSIBLE) & (fmt_size >= _EXTENSIBLE_FMT_BYTES) & (
+        tf.cast(tf.strings.length(contents), tf.int64) >= 20 + fmt_size)
+
+    def rewritten() -> tf.Tensor:
+        sub_format = tf.strings.substr(contents, 20 + 24, 2)  # the GUID's first two bytes: the format tag
+        rest = tf.strings.substr(contents, 20 + tf.cast(fmt_size, tf.int32), -1)
+        return tf.strings.join([tf.strings.substr(contents, 0, 16), b"\x10\0\0\0", sub_format,
+                                tf.strings.substr(contents, 22, 14), rest])
+
+    return tf.cond(extensible, rewritten, lambda: contents)
+
+
+def _padded_header(contents: tf.Tensor) -> tf.Tensor:
+    """The first _WAV_HEADER_BYTES of `contents`, zero-padded: every header field exists even in
+    a request shorter than a header."""
+    return tf.strings.substr(tf.strings.join([tf.strings.substr(contents, 0, _WAV_HEADER_BYTES),
+                                              b"\0" * _WAV_HEADER_BYTES]), 0, _WAV_HEADER_BYTES)
 
 
 def _chunk_sizes_fit(contents: tf.Tensor, header: tf.Tensor) -> tf.Tensor:

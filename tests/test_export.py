@@ -88,6 +88,8 @@ def bad_requests(wav: bytes) -> dict[str, tuple[dict, str]]:
     # An unknown chunk after the format chunk whose id is not text and whose size is past 2**31.
     huge_chunk = wav[:36] + b"\xff\xfe\xfd\xfc" + struct.pack("<I", 0xFFFFFFF0) + wav[36:]
     header_not_found = "wav_bytes must hold whole WAV files (RIFF/WAVE header not found)"
+    extensible_float = io.BytesIO()
+    soundfile.write(extensible_float, speechlike(0.5, 12), RATE, subtype="FLOAT", format="WAVEX")
     return {
         "fewer lengths than rows": (columns([[0.0] * 400] * 2, [400]), "waveforms and lengths must have the same batch size"),
         "more lengths than rows": (columns([[0.0] * 400], [400, 400]), "waveforms and lengths must have the same batch size"),
@@ -101,6 +103,7 @@ def bad_requests(wav: bytes) -> dict[str, tuple[dict, str]]:
         "empty bytes": (wav_request(b""), header_not_found),
         "chunk size past 2**31": (wav_request(huge_chunk), "wav_bytes must hold whole WAV files (a chunk size is out of range)"),
         "truncated WAV": (wav_request(wav[:30]), "Data too short"),
+        "float WAVE_FORMAT_EXTENSIBLE": (wav_request(extensible_float.getvalue()), "Expected 1 (PCM)"),
     }
 
 
@@ -126,12 +129,14 @@ def served(tmp_path_factory):
     soundfile.write(stereo, np.stack([speechlike(1.8, 8), speechlike(1.8, 9)], axis=1), RATE, subtype="PCM_16")
     wrong_rate = directory / "22k.wav"
     soundfile.write(wrong_rate, speechlike(1.0, 10, 22050), 22050, subtype="PCM_16")
+    extensible = directory / "extensible.wav"  # WAVE_FORMAT_EXTENSIBLE, as Windows tools write PCM
+    soundfile.write(extensible, soundfile.read(mono[0])[0], RATE, subtype="PCM_16", format="WAVEX")
     wavs = [*mono, stereo]
     client = load_client()
     bad = bad_requests(mono[0].read_bytes())
     requests = [client.build_request(wavs, "rows"), client.build_request(wavs, "columns"),
                 client.build_request(wavs, "wav"), client.build_request([wrong_rate], "wav"),
-                *(request for request, _ in bad.values())]
+                client.build_request([extensible], "wav"), *(request for request, _ in bad.values())]
     (directory / "requests.json").write_text(json.dumps(requests))
     subprocess.run([sys.executable, "-c", SERVER, str(directory / "ds2" / "1"), str(directory / "requests.json"),
                     str(directory / "replies.json")], check=True, cwd=directory, capture_output=True)
@@ -144,7 +149,7 @@ def served(tmp_path_factory):
         "model_file": model_file, "root": directory / "ds2", "client": client, "wavs": wavs,
         "local": [hypothesis.text for _, hypothesis in transcribe_files(module, wavs)],
         "json": [json.loads((directory / "json" / f"{wav.stem}.json").read_text()) for wav in wavs],
-        "refused": {name: (reply, cause) for (name, (_, cause)), reply in zip(bad.items(), served["replies"][4:])},
+        "refused": {name: (reply, cause) for (name, (_, cause)), reply in zip(bad.items(), served["replies"][5:])},
         **served,
     }
 
@@ -193,6 +198,10 @@ def test_wav_signature_matches_transcribe(served):
 
 def test_wav_signature_refuses_other_sample_rates(served):
     assert "16000 Hz" in served["replies"][3]["error"]
+
+
+def test_wav_signature_reads_wave_format_extensible_pcm(served):
+    assert served["replies"][4]["predictions"][0]["transcripts"] == served["local"][0]
 
 
 @pytest.mark.parametrize("name", list(bad_requests(b"")))
