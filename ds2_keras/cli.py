@@ -196,8 +196,15 @@ def evaluate(manifests, model_file, use_wer, inference_file, pooling, batch_size
              beam_width, alpha, beta, worst, plots_dir):
     """Decode manifests with a model; print CER (or WER) and a short report."""
     from .evaluate import DecoderChoice, evaluate as run_evaluate, save_inference_file
+    from .fileio import check_writable
 
     paths = manifest_paths(manifests)
+    if inference_file:  # every output is checked now: a refusal after the decoding would waste it
+        check_writable(inference_file)
+    if plots_dir:
+        from .plots import check_evaluation_plots_writable
+
+        check_evaluation_plots_writable(plots_dir)
     choice = DecoderChoice(decoder, lm_path, alpha, beta, beam_width, vocabulary_path)
     result = run_evaluate(model_file, paths, batch_size, choice, pooling)
     click.echo(result.report(worst))

@@ -90,19 +90,25 @@ def select_utterances(rows: pd.DataFrame, config: DS2Config) -> Utterances:
 
 
 def evaluation_utterances(rows: pd.DataFrame, alphabet: Alphabet) -> Utterances:
-    """Every row, none dropped: an evaluation must score long and hard utterances too.
+    """Every row that has a reference to score: an evaluation must score long and hard utterances too.
 
     A reference holding characters the model cannot output is still scored (they count as
-    errors); its label for the loss leaves them out, and `unspellable` counts such rows.
+    errors); its label for the loss leaves them out, and `unspellable` counts such rows. A row
+    whose label is empty (no text, punctuation only, or only such characters) has nothing to
+    score and no CTC loss: it is dropped and counted.
     """
     rows = rows.reset_index(drop=True)
     outside = [alphabet.outside(text) for text in rows["text"]]
     labels = [alphabet.encode("".join(ch for ch in text if ch not in missing) if missing else text)
               for text, missing in zip(rows["text"], outside)]
-    unspellable = sum(map(bool, outside))
+    keep = np.array([len(label) > 0 for label in labels], dtype=bool)
+    unspellable = sum(bool(missing) for missing, kept in zip(outside, keep) if kept)
     shown = ", ".join(map(repr, sorted(set().union(*outside))))
     notes = {f"holding characters the model cannot output ({shown}), scored as errors": unspellable} if unspellable else {}
-    return Utterances(rows=rows, labels=labels, notes=notes)
+    empty = int((~keep).sum())
+    return Utterances(rows=rows[keep].reset_index(drop=True), labels=[label for label, k in zip(labels, keep) if k],
+                      dropped={"with no reference text to score (empty or punctuation only)": empty} if empty else {},
+                      notes=notes)
 
 
 def plan_epoch(durations: np.ndarray, batch_size: int, epoch: int, config: DS2Config) -> np.ndarray:

@@ -96,9 +96,13 @@ class ManifestInference:
 
 
 def infer_manifests(model: DS2Model, manifests: list[Path], batch_size: int) -> ManifestInference:
-    """Run the model over the manifests (every row; references it cannot spell are counted)."""
+    """Run the model over the manifests (every row with a reference; references it cannot spell
+    and rows with none are counted). DS2Error before any inference if no row can be scored."""
     utterances = evaluation_utterances(read_manifests(manifests), model.alphabet)
-    if utterances.notes:
+    if not len(utterances):
+        causes = ", ".join(f"{count} {cause}" for cause, count in utterances.dropped.items()) or "no rows"
+        raise DS2Error(f"{', '.join(map(str, manifests))}: no row has a reference text to score ({causes})")
+    if utterances.notes or utterances.dropped:
         print(utterances.report("evaluated"))
     return ManifestInference(utterances, run_inference(model, utterances, batch_size),
                              output_frame_seconds(model.ds2_config), model.alphabet)

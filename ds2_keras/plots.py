@@ -20,7 +20,7 @@ from scipy.special import log_softmax
 from .alphabet import BLANK, ENGLISH_ALPHABET, ENGLISH_CHARACTERS, Alphabet
 from .config import DS2Config
 from .decoding import greedy_decode
-from .fileio import atomic_path
+from .fileio import atomic_path, check_writable
 from .metrics import ErrorRate
 
 if TYPE_CHECKING:  # evaluate imports Keras; the error plots need neither it nor TensorFlow
@@ -282,13 +282,20 @@ def save_figure(figure: Figure, path: str | Path, dpi: int = 110) -> Path:
     return path
 
 
+EVALUATION_PLOTS = ("error_rate_by_length.png", "character_confusion.png")
+
+
+def check_evaluation_plots_writable(plots_dir: str | Path) -> None:
+    """Raise now, before the decoding, the OutputError that saving a plot into plots_dir would."""
+    for name in EVALUATION_PLOTS:
+        check_writable(Path(plots_dir) / name)
+
+
 def save_evaluation_plots(evaluation: Evaluation, plots_dir: str | Path) -> list[Path]:
-    """The error plots of one `ds2 evaluate` run as PNGs in plots_dir."""
+    """The error plots of one `ds2 evaluate` run as PNGs in plots_dir (named as EVALUATION_PLOTS)."""
     plots_dir = Path(plots_dir)
-    figures = {
-        "error_rate_by_length.png": error_rate_by_length(
-            evaluation.durations, evaluation.character_errors, evaluation.word_errors),
-        "character_confusion.png": character_confusion(evaluation.references, evaluation.predictions,
-                                                       evaluation.alphabet),
-    }
+    figures = dict(zip(EVALUATION_PLOTS, (
+        error_rate_by_length(evaluation.durations, evaluation.character_errors, evaluation.word_errors),
+        character_confusion(evaluation.references, evaluation.predictions, evaluation.alphabet),
+    ), strict=True))
     return [save_figure(figure, plots_dir / name) for name, figure in figures.items()]

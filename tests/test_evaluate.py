@@ -101,3 +101,49 @@ def test_lm_without_beam_decoder_is_refused(trained_model, corpus, tmp_path):
     result = CliRunner().invoke(main, ["evaluate", "--manifest", f"val:{corpus['val']}", "--model-file",
                                        str(trained_model), "--lm", str(lm)])
     assert result.exit_code == 1 and "--lm needs --decoder beam" in result.output
+
+
+def test_references_with_nothing_to_score_are_skipped_and_counted(trained_model, corpus, tmp_path):
+    """Empty or punctuation-only text has no CTC label ("Labels length is zero" before)."""
+    rows = read_manifest(corpus["val"])
+    blank = pd.DataFrame([{**rows.iloc[0].to_dict(), "text": ""}, {**rows.iloc[-1].to_dict(), "text": ""}])
+    manifest = tmp_path / "with_blanks.csv"
+    write_manifest(pd.concat([rows, blank], ignore_index=True), manifest)
+    with manifest.open("a") as handle:  # punctuation only: normalized to "" by the reader
+        handle.write(f'{rows["audio_path"].iloc[0]},{rows["transcript_path"].iloc[0]},"?! ...",1.0,en\n')
+    result = evaluate(trained_model, manifest)
+    assert result.exit_code == 0, result.output
+    assert (f"evaluated: {len(rows)} utterances" in result.output
+            and "dropped 3 with no reference text to score (empty or punctuation only)" in result.output)
+    lm = tmp_path / "lm.arpa"
+    assert run("lm", "build", lm, "--manifest", corpus["train"], "--order", "2").exit_code == 0
+    tuned = run("lm", "tune", "--manifest", f"val:{manifest}", "--model-file", trained_model, "--lm", lm,
+                "--alphas", "0.5", "--betas", "1")
+    assert tuned.exit_code == 0, tuned.output
+    assert "dropped 3 with no reference text" in tuned.output and "best: alpha" in tuned.output
+
+
+def test_no_scorable_reference_is_one_line_before_any_decoding(trained_model, corpus, tmp_path):
+    rows = read_manifest(corpus["val"]).assign(text="")
+    manifest = write_manifest(rows, tmp_path / "blank.csv")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(manifest.read_text().splitlines()[0] + "\n")
+    for path, cause in ((manifest, f"{len(rows)} with no reference text to score"), (header_only, "no rows")):
+        result = CliRunner().invoke(main, ["evaluate", "--manifest", f"val:{path}", "--model-file", str(trained_model)])
+        assert result.exit_code == 1
+        assert result.output.strip().splitlines() == [f"Error: {path}: no row has a reference text to score ({cause}"
+                                                      + (" (empty or punctuation only))" if path == manifest else ")")]
+
+
+@pytest.mark.parametrize("option", ["--inference-file", "--plots"])
+def test_unwritable_outputs_are_refused_before_the_decoding(trained_model, corpus, tmp_path, option):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a directory is needed")
+    target = tmp_path if option == "--inference-file" else blocker / "plots"  # a directory; under a file
+    result = CliRunner().invoke(main, ["evaluate", "--manifest", f"val:{corpus['val']}", "--model-file",
+                                       str(trained_model), option, str(target)])
+    assert result.exit_code == 1
+    cause = "is a directory" if option == "--inference-file" else "not a directory"
+    # The one line is all: no "evaluated ..." report, so nothing was decoded first.
+    assert result.output.strip().splitlines()[-1].startswith("Error: ") and cause in result.output
+    assert "evaluated" not in result.output and "CER" not in result.output
