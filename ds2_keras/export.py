@@ -26,7 +26,9 @@ machine still runs on a CPU-only server.
 Versions follow TF Serving's layout, OUT_DIR/<integer>/; without --version the next integer
 after the largest existing one is used (1 for a new directory), since Serving loads the highest
 number. A version is written under a hidden temporary name and renamed into place, so Serving,
-which ignores non-numeric names, never sees half a model.
+which ignores non-numeric names, never sees half a model. Exports into one directory at once
+choose their versions one after the other (each holds a lock on the directory meanwhile) and pass over the versions being
+written, so each gets its own.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ from .errors import DS2Error
 from .fileio import (
     OutputError, atomic_write_text, make_directory, os_cause, reporting_os_errors, reporting_tensorflow_errors,
 )
-from .locks import record_holder, recorded_holder, try_lock
+from .locks import holding_directory, record_holder, recorded_holder, try_lock
 from .recognizer import generic_rnn_kernels, recognizer
 
 if TYPE_CHECKING:
@@ -60,9 +62,35 @@ class ExportError(DS2Error):
 
 
 def next_version(out_dir: Path) -> int:
-    """One more than the largest numeric version directory in out_dir (1 if there is none)."""
+    """One more than the largest numeric version directory in out_dir (1 if there is none),
+    passing over the versions that live exports are writing."""
     versions = [int(p.name) for p in out_dir.iterdir() if p.is_dir() and p.name.isdigit()] if out_dir.is_dir() else []
-    return max(versions, default=0) + 1
+    version, reserved = max(versions, default=0) + 1, versions_in_progress(out_dir)
+    while version in reserved:
+        version += 1
+    return version
+
+
+def versions_in_progress(out_dir: Path) -> set[int]:
+    """The versions whose staging lock is in out_dir: exports running now, once
+    remove_dead_partials has removed the dead ones' (`.<version>.partial-*.lock`)."""
+    names = (path.name[1:].split(".", 1)[0] for path in out_dir.glob(f".*{PARTIAL}*{LOCK_SUFFIX}"))
+    return {int(name) for name in names if name.isdigit()}
+
+
+def _version_to_write(out_dir: Path, version: int | None) -> int:
+    """`version`, or the next one; ExportError if it exists or another export is writing it."""
+    if (out_dir / "saved_model.pb").exists():
+        raise ExportError(f"{out_dir}: holds a SavedModel already (a version directory); "
+                          "pass the directory above it, which holds the numbered versions")
+    if version is None:
+        return next_version(out_dir)
+    target = out_dir / str(version)
+    if target.exists():
+        raise ExportError(f"{target}: version {version} already exists; pass another --version")
+    if version in versions_in_progress(out_dir):
+        raise ExportError(f"{target}: version {version} is being exported by another process; pass another --version")
+    return version
 
 
 def serving_module(model: DS2Model) -> tf.Module:
@@ -114,12 +142,13 @@ def export_saved_model(model: DS2Model, out_dir: str | Path, version: int | None
     import tensorflow as tf
 
     out_dir = make_directory(out_dir)
-    remove_dead_partials(out_dir)
-    version = next_version(out_dir) if version is None else version
-    target = out_dir / str(version)
-    if target.exists():
-        raise ExportError(f"{target}: version {version} already exists; pass another --version")
-    with partial_directory(out_dir, version) as staging:
+    with contextlib.ExitStack() as staged:
+        # One export at a time chooses its version and makes its staging directory: never the same version.
+        with holding_directory(out_dir):
+            remove_dead_partials(out_dir)
+            version = _version_to_write(out_dir, version)
+            staging = staged.enter_context(partial_directory(out_dir, version))
+        target = out_dir / str(version)
         with reporting_tensorflow_errors(staging, target), generic_rnn_kernels(model):  # saving traces again
             module = serving_module(model)
             signatures = {"serving_default": module.recognize, "transcribe_wav": module.recognize_wav,

@@ -78,3 +78,17 @@ def exclusive_use(directory: Path, lock_name: str, user: str) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+@contextlib.contextmanager
+def holding_directory(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `directory` itself for the block, waiting for it if another
+    process holds it. For short critical sections (choosing a name in the directory): it leaves
+    no lock file behind, which a directory that others read (TF Serving's) must not show."""
+    with reporting_os_errors(directory):
+        descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)

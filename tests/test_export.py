@@ -8,6 +8,7 @@ transcribe`'s.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import importlib.util
 import io
 import json
@@ -25,7 +26,8 @@ from click.testing import CliRunner
 
 from ds2_keras.checkpoints import load_model_file
 from ds2_keras.cli import main
-from ds2_keras.export import export_saved_model
+from ds2_keras.export import ExportError, export_saved_model, partial_directory
+from ds2_keras.locks import holding_directory
 from ds2_keras.recognizer import recognizer
 from ds2_keras.transcribe import transcribe_files
 from faults import DS2, as_unprivileged, file_size_limit, one_line_error, run_ds2, shared_dir  # noqa: F401 - a fixture
@@ -336,3 +338,32 @@ def test_export_removes_what_killed_exports_left_and_spares_live_ones(served, tm
         live.wait()
     export_saved_model(load_model_file(served["model_file"], compile=False), out_dir)
     assert sorted(path.name for path in out_dir.iterdir()) == ["1", "2"]
+
+
+def test_exports_at_once_into_one_directory_get_distinct_versions(served, tmp_path):
+    """No race on speed: the test holds what a running export holds, and the second export must
+    see it whenever it runs."""
+    model = load_model_file(served["model_file"], compile=False)
+    out_dir = tmp_path / "serving"
+    out_dir.mkdir()
+    with partial_directory(out_dir, 1):  # an export writing version 1 right now
+        assert export_saved_model(model, out_dir) == out_dir / "2"
+        with pytest.raises(ExportError, match="version 1 is being exported by another process"):
+            export_saved_model(model, out_dir, version=1)
+    # An export that is choosing its version holds the directory: another one waits for it, then
+    # sees the version it chose. Here the holder "chooses" 3 only after the second export started.
+    with concurrent.futures.ThreadPoolExecutor(1) as second:
+        with holding_directory(out_dir):
+            exported = second.submit(export_saved_model, model, out_dir)
+            (out_dir / "3").mkdir()
+        assert exported.result(timeout=300) == out_dir / "4"
+    assert sorted(path.name for path in out_dir.iterdir()) == ["2", "3", "4"]
+
+
+def test_export_into_a_version_directory_does_not_nest(served):
+    version = served["root"] / "1"
+    result = CliRunner().invoke(main, ["export", "--model-file", str(served["model_file"]), str(version)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (f"Error: {version}: holds a SavedModel already (a version directory); pass the "
+                                     "directory above it, which holds the numbered versions")
+    assert not (version / "1").exists()
