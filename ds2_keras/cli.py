@@ -235,6 +235,7 @@ def lm():
               help="The --text files' language, which picks their normalization (manifests record their own).")
 def lm_build(output, text_files, manifest_files, order, language):
     """Write an ARPA n-gram LM (modified Kneser-Ney) from text files and/or manifests."""
+    from .errors import LanguageModelError
     from .lm import build_arpa, manifest_corpus, read_text_corpus
 
     if not text_files and not manifest_files:
@@ -245,6 +246,9 @@ def lm_build(output, text_files, manifest_files, order, language):
         sentences += lines
         if unmappable:
             click.echo(f"{path}: skipped {unmappable} lines with characters outside the alphabet")
+    if not any(sentence.strip() for sentence in sentences):
+        sources = ", ".join(map(str, [*manifest_files, *text_files]))
+        raise LanguageModelError(f"{sources}: no sentences to build a language model from")
     build_arpa(sentences, output, order)
     click.echo(f"wrote {order}-gram LM from {len(sentences)} sentences to {output}")
 

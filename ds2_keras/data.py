@@ -73,7 +73,7 @@ def select_utterances(rows: pd.DataFrame, config: DS2Config) -> Utterances:
                            config)
     needed = np.array([ctc_frames_needed(label) for label in labels])
     too_long = rows["duration"].to_numpy() > max_duration
-    empty = np.array([len(label) == 0 for label in labels]) & spellable
+    empty = np.array([len(label) == 0 for label in labels], dtype=bool) & spellable  # bool: also with no rows
     too_short = ~too_long & ~empty & spellable & (frames < needed)
     keep = ~(too_long | empty | too_short) & spellable
     dropped = {
