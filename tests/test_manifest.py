@@ -157,20 +157,20 @@ def test_byte_order_mark_and_reordered_header(tmp_path):
     pd.testing.assert_frame_equal(read_manifest(reordered), rows)
 
 
-def test_renamed_short_and_overfull_headers_name_the_cause(tmp_path):
-    renamed = tmp_path / "renamed.csv"
-    renamed.write_text("audio_path,transcript,text,duration,language\n/a.flac,/a.txt,a,1.0,en\n")
-    with pytest.raises(ManifestError, match=r"renamed.csv: missing columns \['transcript_path'\] \(the header has "
-                                            r"audio_path, transcript, text, duration, language\)"):
-        read_manifest(renamed)
-    overfull = tmp_path / "overfull.csv"
-    overfull.write_text("audio_path,transcript_path,text,duration\n/a.flac,/a.txt,a,1.0,en\n/b.flac,/b.txt,b,1.0,en\n")
-    with pytest.raises(ManifestError, match=r"overfull.csv: line 2: 5 fields, the header has 4"):
-        read_manifest(overfull)
-    short = tmp_path / "short.csv"
-    short.write_text(",".join(COLUMNS) + "\n/a.flac,/a.txt,a,1.0,en\n/b.flac,/b.txt,b\n")
-    with pytest.raises(ManifestError, match=r"short.csv: line 3: 3 fields, the header has 5"):
-        read_manifest(short)
+@pytest.mark.parametrize("content, cause", [
+    ("audio_path,transcript,text,duration,language\n/a.flac,/a.txt,a,1.0,en\n",
+     r"missing columns \['transcript_path'\] \(the header has audio_path, transcript, text, duration, language\)"),
+    ("audio_path,transcript_path,text,duration\n/a.flac,/a.txt,a,1.0,en\n/b.flac,/b.txt,b,1.0,en\n",
+     "line 2: 5 fields, the header has 4"),
+    (",".join(COLUMNS) + "\n/a.flac,/a.txt,a,1.0,en\n/b.flac,/b.txt,b\n", "line 3: 3 fields, the header has 5"),
+    (",".join(COLUMNS) + ",text\n/a.flac,/a.txt,a,1.0,en,b\n", "column text appears twice in the header"),
+    (",".join(COLUMNS) + "\n/a.flac,/a.txt,a,-1,en\n", "line 2: duration '-1' is not a non-negative number"),
+], ids=["renamed", "overfull rows", "short row", "repeated column", "negative duration"])
+def test_header_and_row_faults_name_the_cause(tmp_path, content, cause):
+    path = tmp_path / "faulty.csv"
+    path.write_text(content)
+    with pytest.raises(ManifestError, match=f"faulty.csv: {cause}"):
+        read_manifest(path)
 
 
 def test_line_separators_inside_quoted_text(tmp_path):
