@@ -99,8 +99,12 @@ def _read_ds2_csv(path: Path, header: list[str], records: list[tuple[int, list[s
     position = {name: header.index(name) for name in COLUMNS if name in header}
     rows = []
     for line, fields in records:
-        if [field.strip() for field in fields] == header:
+        names = [field.strip() for field in fields]
+        if names == header:
             continue  # the header of a manifest joined with `cat`
+        if set(names) >= set(REQUIRED_COLUMNS):
+            raise ManifestError(f"{path}: line {line}: a header unlike the first one (manifests with other "
+                                "columns joined with cat?)")
         if len(fields) > len(header) or any(position[name] >= len(fields) for name in REQUIRED_COLUMNS):
             raise ManifestError(f"{path}: line {line}: {len(fields)} fields, the header has {len(header)}"
                                 " (quote text that holds commas)")

@@ -165,7 +165,9 @@ def test_byte_order_mark_and_reordered_header(tmp_path):
     (",".join(COLUMNS) + "\n/a.flac,/a.txt,a,1.0,en\n/b.flac,/b.txt,b\n", "line 3: 3 fields, the header has 5"),
     (",".join(COLUMNS) + ",text\n/a.flac,/a.txt,a,1.0,en,b\n", "column text appears twice in the header"),
     (",".join(COLUMNS) + "\n/a.flac,/a.txt,a,-1,en\n", "line 2: duration '-1' is not a non-negative number"),
-], ids=["renamed", "overfull rows", "short row", "repeated column", "negative duration"])
+    (",".join(COLUMNS) + "\n/a.flac,/a.txt,a,1.0,en\n" + ",".join(COLUMNS[:4]) + "\n/b.flac,/b.txt,b,1.0\n",
+     r"line 3: a header unlike the first one \(manifests with other columns joined with cat\?\)"),
+], ids=["renamed", "overfull rows", "short row", "repeated column", "negative duration", "another header"])
 def test_header_and_row_faults_name_the_cause(tmp_path, content, cause):
     path = tmp_path / "faulty.csv"
     path.write_text(content)
