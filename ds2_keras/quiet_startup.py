@@ -37,23 +37,29 @@ class _FirstTensorFlowImport(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         if name != "tensorflow":
             return None
-        sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _FilteredLoader(spec.loader)
+            spec.loader = _FilteredLoader(spec.loader, self)
         return spec
 
 
 class _FilteredLoader(importlib.abc.Loader):
-    """Runs the real loader with stderr filtered, then puts the real loader back on the module."""
+    """Runs the real loader with stderr filtered, then puts the real loader back on the module.
 
-    def __init__(self, loader: importlib.abc.Loader):
+    The finder leaves sys.meta_path here, at the import itself: a mere look-up
+    (importlib.util.find_spec, as tensorflow_build's check does first) must not use it up.
+    """
+
+    def __init__(self, loader: importlib.abc.Loader, finder: _FirstTensorFlowImport):
         self._loader = loader
+        self._finder = finder
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
 
     def exec_module(self, module) -> None:
+        if self._finder in sys.meta_path:
+            sys.meta_path.remove(self._finder)
         module.__spec__.loader = module.__loader__ = self._loader
         with _start_up_info_filtered():
             self._loader.exec_module(module)

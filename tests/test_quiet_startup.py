@@ -20,6 +20,8 @@ IMPORT_IT = textwrap.dedent('''
     import sys
     from ds2_keras.quiet_startup import hide_tensorflow_start_up_info
     hide_tensorflow_start_up_info()
+    import importlib.util
+    assert importlib.util.find_spec("tensorflow")  # a look-up first, as ds2's TensorFlow check does
     import tensorflow
     assert tensorflow.LOADED and type(tensorflow.__loader__).__name__ == "SourceFileLoader"
     print("after the import", file=sys.stderr)
