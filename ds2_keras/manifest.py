@@ -96,22 +96,24 @@ def _read_ds2_csv(path: Path, header: list[str], records: list[tuple[int, list[s
     repeated = sorted({name for name in header if header.count(name) > 1 and name in COLUMNS})
     if repeated:
         raise ManifestError(f"{path}: column {repeated[0]} appears twice in the header")
-    position = {name: header.index(name) for name in COLUMNS if name in header}
+    audio, transcript, text, duration = (header.index(name) for name in REQUIRED_COLUMNS)
+    language = header.index("language") if "language" in header else len(header)  # past every row: English
+    needed = max(audio, transcript, text, duration) + 1  # a row may leave the language off
     rows = []
     for line, fields in records:
-        names = [field.strip() for field in fields]
-        if names == header:
-            continue  # the header of a manifest joined with `cat`
-        if set(names) >= set(REQUIRED_COLUMNS):
-            raise ManifestError(f"{path}: line {line}: a header unlike the first one (manifests with other "
-                                "columns joined with cat?)")
-        if len(fields) > len(header) or any(position[name] >= len(fields) for name in REQUIRED_COLUMNS):
+        if COLUMNS[0] in fields:  # a header line: a manifest joined with `cat`
+            names = [field.strip() for field in fields]
+            if names == header:
+                continue
+            if set(names) >= set(REQUIRED_COLUMNS):
+                raise ManifestError(f"{path}: line {line}: a header unlike the first one (manifests with other "
+                                    "columns joined with cat?)")
+        if not needed <= len(fields) <= len(header):
             raise ManifestError(f"{path}: line {line}: {len(fields)} fields, the header has {len(header)}"
                                 " (quote text that holds commas)")
-        row = {name: fields[index] for name, index in position.items() if index < len(fields)}  # language may be left off
-        language = row.get("language", "").strip() or ENGLISH
-        rows.append((row["audio_path"], row["transcript_path"],
-                     _normalized(path, line, row["text"], language), _duration(path, line, row["duration"]), language))
+        code = (fields[language].strip() if language < len(fields) else "") or ENGLISH
+        rows.append((fields[audio], fields[transcript], _normalized(path, line, fields[text], code),
+                     _duration(path, line, fields[duration]), code))
     return _frame(rows)
 
 
@@ -121,7 +123,7 @@ def _duration(path: Path, line: int, field: str) -> float:
     except ValueError:
         raise ManifestError(f"{path}: line {line}: duration is not a number ({field!r})") from None
     if not math.isfinite(seconds) or seconds < 0:
-        raise ManifestError(f"{path}: line {line}: duration {field!r} is not a non-negative number of seconds")
+        raise ManifestError(f"{path}: line {line}: duration is not a non-negative number of seconds ({field!r})")
     return seconds
 
 

@@ -164,7 +164,7 @@ def test_byte_order_mark_and_reordered_header(tmp_path):
      "line 2: 5 fields, the header has 4"),
     (",".join(COLUMNS) + "\n/a.flac,/a.txt,a,1.0,en\n/b.flac,/b.txt,b\n", "line 3: 3 fields, the header has 5"),
     (",".join(COLUMNS) + ",text\n/a.flac,/a.txt,a,1.0,en,b\n", "column text appears twice in the header"),
-    (",".join(COLUMNS) + "\n/a.flac,/a.txt,a,-1,en\n", "line 2: duration '-1' is not a non-negative number"),
+    (",".join(COLUMNS) + "\n/a.flac,/a.txt,a,-1,en\n", r"line 2: duration is not a non-negative number of seconds \('-1'\)"),
     (",".join(COLUMNS) + "\n/a.flac,/a.txt,a,1.0,en\n" + ",".join(COLUMNS[:4]) + "\n/b.flac,/b.txt,b,1.0\n",
      r"line 3: a header unlike the first one \(manifests with other columns joined with cat\?\)"),
 ], ids=["renamed", "overfull rows", "short row", "repeated column", "negative duration", "another header"])
