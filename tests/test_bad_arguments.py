@@ -146,14 +146,11 @@ def test_bad_arguments_are_one_line_errors(bad, name, arguments, code, expected)
     assert_one_error_line(result.output, result.exit_code, code, expected)
 
 
-@pytest.mark.parametrize("name", ["evaluate: truncated model", "ingest folder: source missing",
-                                  "export: output under a file"])
-def test_bad_arguments_through_the_ds2_binary(bad, name):
+THROUGH_THE_BINARY = [case for case in CASES
+                      if case[0] in ("ingest folder: source missing", "evaluate: truncated model", "export: output under a file")]
+
+
+@pytest.mark.parametrize("name, arguments, code, expected", THROUGH_THE_BINARY, ids=[case[0] for case in THROUGH_THE_BINARY])
+def test_bad_arguments_through_the_ds2_binary(bad, name, arguments, code, expected):
     """The installed entry point prints the same one line (the in-process runner could differ)."""
-    arguments = next(case[1] for case in CASES if case[0] == name)
-    result = run_ds2([str(argument) for argument in arguments(bad)])
-    assert expected_in(one_line_error(result), name)
-
-
-def expected_in(line: str, name: str) -> bool:
-    return next(case[3] for case in CASES if case[0] == name) in line
+    assert expected in one_line_error(run_ds2([str(argument) for argument in arguments(bad)]))
