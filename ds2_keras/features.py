@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
+import numpy as np
 from keras import layers
 
 from .config import DS2Config
@@ -35,6 +36,8 @@ class LogSpectrogram(layers.Layer):
     def __init__(self, ds2_config: DS2Config | dict, **kwargs):
         super().__init__(dtype="float32", **{k: v for k, v in kwargs.items() if k != "dtype"})
         self.ds2_config = ds2_config if isinstance(ds2_config, DS2Config) else DS2Config.from_dict(ds2_config)
+        # Set only while an export traces the model (litert.dft_as_matmul); never saved.
+        self.dft_as_matmul = False
 
     def call(self, waveforms, lengths):
         config = self.ds2_config
@@ -42,15 +45,35 @@ class LogSpectrogram(layers.Layer):
         frame_lengths = analysis_frames(tf.cast(lengths, tf.int32), config)
         # Pad so that even a batch of very short clips yields at least one frame.
         waveforms = tf.pad(waveforms, [[0, 0], [0, tf.maximum(config.window_samples - tf.shape(waveforms)[1], 0)]])
-        stft = tf.signal.stft(waveforms, frame_length=config.window_samples, frame_step=config.hop_samples,
-                              fft_length=config.window_samples, window_fn=tf.signal.hann_window, pad_end=False)
-        power = tf.math.square(tf.abs(stft))
+        if self.dft_as_matmul:
+            power = _power_by_matmul(waveforms, config)
+        else:
+            stft = tf.signal.stft(waveforms, frame_length=config.window_samples, frame_step=config.hop_samples,
+                                  fft_length=config.window_samples, window_fn=tf.signal.hann_window, pad_end=False)
+            power = tf.math.square(tf.abs(stft))
         if config.feature_type == "mel":
             power = tf.tensordot(power, mel_matrix(config), axes=1)
         return tf.math.log(power + _LOG_FLOOR), frame_lengths
 
     def get_config(self):
         return {**super().get_config(), "ds2_config": self.ds2_config.to_dict()}
+
+
+def _power_by_matmul(waveforms: tf.Tensor, config: DS2Config) -> tf.Tensor:
+    """|STFT|^2 as tf.signal.stft computes it (periodic Hann window, fft_length = window), with the
+    real DFT written as one matmul by windowed cos and sin matrices.
+
+    LiteRT's RFFT2D takes only power-of-two lengths and the 20 ms window is 320 samples; a
+    matmul is builtin everywhere and equals the FFT up to float rounding.
+    """
+    size = config.window_samples
+    n = np.arange(size)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * n / size)
+    angles = 2 * np.pi * np.outer(n, np.arange(size // 2 + 1)) / size
+    basis = np.concatenate([window[:, None] * np.cos(angles), window[:, None] * np.sin(angles)], axis=1)
+    frames = tf.signal.frame(waveforms, size, config.hop_samples, pad_end=False)
+    real, imaginary = tf.split(tf.matmul(frames, tf.constant(basis, tf.float32)), 2, axis=-1)
+    return tf.math.square(real) + tf.math.square(imaginary)
 
 
 def mel_matrix(config: DS2Config) -> tf.Tensor:

@@ -35,11 +35,15 @@ def gru_recurrence(projected: tf.Tensor, mask: tf.Tensor, initial_state: tf.Tens
     @tf.custom_gradient
     def recurrence(projected, initial_state, recurrent_kernel, recurrent_bias):
         frames = tf.shape(projected)[0]
-        inputs = tf.TensorArray(projected.dtype, size=frames).unstack(projected)
-        masks = tf.TensorArray(tf.bool, size=frames, clear_after_read=False).unstack(mask)  # read by both loops
+        # Element shapes given: TFLite's converter lowers the loop to builtin ops only with them.
+        inputs = tf.TensorArray(projected.dtype, size=frames, element_shape=projected.shape[1:]).unstack(projected)
+        masks = tf.TensorArray(tf.bool, size=frames, clear_after_read=False,  # read by both loops
+                               element_shape=mask.shape[1:]).unstack(mask)
         # What the backward pass needs, one write each a step: the state, and the gates z, r, hh
         # with the recurrent part of hh's input (before r scales it).
-        states, gates = tf.TensorArray(projected.dtype, size=frames), tf.TensorArray(projected.dtype, size=frames)
+        states = tf.TensorArray(projected.dtype, size=frames, element_shape=initial_state.shape)
+        gates = tf.TensorArray(projected.dtype, size=frames, element_shape=initial_state.shape[:-1].concatenate(
+            [4 * initial_state.shape[-1]]))
 
         def forward_step(t, h_prev, states, gates):
             x_z, x_r, x_h = tf.split(inputs.read(t), 3, axis=-1)

@@ -123,6 +123,42 @@ def words_from_paths(paths, log_probs, lengths, frame_seconds, alphabet: Alphabe
     return {**dense, "word_counts": tf.math.bincount(word_row, minlength=batch, maxlength=batch, dtype=tf.int32)}
 
 
+def greedy_hypothesis(logits: np.ndarray, frame_seconds: float, alphabet: Alphabet) -> Hypothesis:
+    """The greedy Hypothesis of one utterance's [frames, classes] scores, in numpy.
+
+    The same text, score, word times and confidences as decoding.greedy_hypotheses (TF ops, as
+    the SavedModel runs them), for runtimes without TensorFlow (litert_runtime). Emissions are
+    runs of one non-blank symbol; a word is a run of letter emissions between spaces, timed from
+    its first emission's first frame to its last emission's last frame, its confidence the
+    geometric mean of its emissions' peak probabilities.
+    """
+    logits = np.asarray(logits, np.float32)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    path, chosen = log_probs.argmax(axis=-1), log_probs.max(axis=-1)
+    emissions: list[list] = []  # [symbol, first frame, last frame, peak log-probability]
+    previous = -1
+    for frame, symbol in enumerate(path.tolist()):
+        if symbol != BLANK_INDEX and symbol == previous:
+            emissions[-1][2:] = [frame, max(emissions[-1][3], chosen[frame])]
+        elif symbol != BLANK_INDEX:
+            emissions.append([symbol, frame, frame, chosen[frame]])
+        previous = symbol
+    words, letters = [], []
+    for emission in emissions + [[alphabet.space_index, 0, 0, 0.0]]:  # a closing space ends the last word
+        if emission[0] != alphabet.space_index:
+            letters.append(emission)
+            continue
+        if letters:
+            start, end = frame_span_seconds(np.float32(letters[0][1]), np.float32(letters[-1][2]),
+                                            np.float32(frame_seconds))
+            confidence = np.exp(np.mean(np.array([e[3] for e in letters], np.float32)))
+            words.append(Word("".join(alphabet.symbols[e[0]] for e in letters), round(float(start), _TIME_DECIMALS),
+                              round(float(end), _TIME_DECIMALS), round(float(confidence), _CONFIDENCE_DECIMALS)))
+        letters = []
+    return Hypothesis("".join(alphabet.symbols[e[0]] for e in emissions), tuple(words), float(chosen.sum()))
+
+
 @functools.cache
 def _traced_words_from_paths(alphabet: Alphabet):
     import tensorflow as tf
