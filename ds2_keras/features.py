@@ -16,15 +16,21 @@ value of the whole padded batch, so an utterance's features would depend on its 
 """
 from __future__ import annotations
 
+import math
+
 import keras
-import tensorflow as tf
 import numpy as np
+import tensorflow as tf
 from keras import layers
 
 from .config import DS2Config
 from .frames import analysis_frames
 
 _LOG_FLOOR = 1e-10
+# The matmul DFT's power comes out times 2^20 (exact in any float format): a float16 export
+# stores every constant as float16, where the floor 1e-10 is 0 (log 0 = -inf on silence) but
+# 2^20 x 1e-10 is a normal number.
+_MATMUL_SCALE = 2.0 ** 20
 _PACKAGE = "ds2"
 
 
@@ -46,21 +52,23 @@ class LogSpectrogram(layers.Layer):
         # Pad so that even a batch of very short clips yields at least one frame.
         waveforms = tf.pad(waveforms, [[0, 0], [0, tf.maximum(config.window_samples - tf.shape(waveforms)[1], 0)]])
         if self.dft_as_matmul:
-            power = _power_by_matmul(waveforms, config)
+            power = _power_by_matmul(waveforms, config)  # times _MATMUL_SCALE
         else:
             stft = tf.signal.stft(waveforms, frame_length=config.window_samples, frame_step=config.hop_samples,
                                   fft_length=config.window_samples, window_fn=tf.signal.hann_window, pad_end=False)
             power = tf.math.square(tf.abs(stft))
         if config.feature_type == "mel":
             power = tf.tensordot(power, mel_matrix(config), axes=1)
-        return tf.math.log(power + _LOG_FLOOR), frame_lengths
+        if not self.dft_as_matmul:
+            return tf.math.log(power + _LOG_FLOOR), frame_lengths
+        return tf.math.log(power + _LOG_FLOOR * _MATMUL_SCALE) - math.log(_MATMUL_SCALE), frame_lengths
 
     def get_config(self):
         return {**super().get_config(), "ds2_config": self.ds2_config.to_dict()}
 
 
 def _power_by_matmul(waveforms: tf.Tensor, config: DS2Config) -> tf.Tensor:
-    """|STFT|^2 as tf.signal.stft computes it (periodic Hann window, fft_length = window), with the
+    """_MATMUL_SCALE x |STFT|^2 as tf.signal.stft computes it (periodic Hann window, fft_length = window), with the
     real DFT written as one matmul by windowed cos and sin matrices.
 
     LiteRT's RFFT2D takes only power-of-two lengths and the 20 ms window is 320 samples; a
@@ -71,6 +79,7 @@ def _power_by_matmul(waveforms: tf.Tensor, config: DS2Config) -> tf.Tensor:
     window = 0.5 - 0.5 * np.cos(2 * np.pi * n / size)
     angles = 2 * np.pi * np.outer(n, np.arange(size // 2 + 1)) / size
     basis = np.concatenate([window[:, None] * np.cos(angles), window[:, None] * np.sin(angles)], axis=1)
+    basis *= math.sqrt(_MATMUL_SCALE)
     frames = tf.signal.frame(waveforms, size, config.hop_samples, pad_end=False)
     real, imaginary = tf.split(tf.matmul(frames, tf.constant(basis, tf.float32)), 2, axis=-1)
     return tf.math.square(real) + tf.math.square(imaginary)
