@@ -15,6 +15,7 @@ import keras
 from .distribute import is_chief
 from .errors import DS2Error
 from .fileio import atomic_path, atomic_write_text
+from .litert_runtime import is_litert_file
 from .model import DS2Model
 from .optim import EpochDecay  # noqa: F401 - registers the schedule compiled model files name
 
@@ -40,6 +41,9 @@ def load_model_file(path: str | Path, compile: bool = True) -> DS2Model:
         path = path / MODEL_FILENAME
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found")
+    if is_litert_file(path):
+        raise ModelFileError(f"{path}: a LiteRT export, which only `ds2 transcribe` and litert_runtime run; "
+                             "this command needs the .keras model file it was exported from")
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path}: not a .keras model archive (truncated or another format)")
     try:

@@ -47,15 +47,48 @@ main.add_command(transcribe_command, name="transcribe")
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--version", "version", type=click.IntRange(min=1), default=None,
               help="Version directory to write (default: one more than the largest existing).")
-def export_command(model_file: Path, out_dir: Path, version: int | None) -> None:
-    """Export a model to OUT_DIR/<version>/ as a TF Serving SavedModel (waveforms or WAV in, text out)."""
+@click.option("--format", "export_format", type=click.Choice(["savedmodel", "litert"]), default="savedmodel",
+              show_default=True, help="savedmodel: for TF Serving; litert: a .tflite file for LiteRT on devices.")
+@click.option("--quantize", type=click.Choice(["none", "float16", "dynamic", "int8"]), default="none",
+              show_default=True, help="With --format litert: float16 weights, int8 weights (dynamic) or int8 "
+                                      "weights and activations (int8, calibrated on --calibration).")
+@click.option("--calibration", type=click.Path(path_type=Path), default=None, metavar="MANIFEST",
+              help="With --quantize int8: a manifest whose utterances (a few hundred, spread over it) calibrate.")
+def export_command(model_file: Path, out_dir: Path, version: int | None, export_format: str, quantize: str,
+                   calibration: Path | None) -> None:
+    """Export a model to OUT_DIR/<version>/ as a TF Serving SavedModel (waveforms or WAV in, text out), or
+    with --format litert to OUT_DIR/model[-QUANTIZE].tflite (or OUT_DIR itself if it ends in .tflite) and
+    its .json sidecar beside it."""
     from .checkpoints import load_model_file
+
+    if export_format == "litert":
+        return _export_litert(model_file, out_dir, version, quantize, calibration)
+    if quantize != "none" or calibration is not None:
+        raise click.UsageError("--quantize and --calibration need --format litert")
     from .export import export_saved_model
 
     model = load_model_file(model_file, compile=False)
     target = export_saved_model(model, out_dir, version)
     streaming = ", stream_start, stream_step" if model.ds2_config.streaming else ""
     click.echo(f"exported {model_file} to {target} (signatures serving_default, transcribe_wav, metadata{streaming})")
+
+
+def _export_litert(model_file: Path, out: Path, version: int | None, quantize: str, calibration: Path | None) -> None:
+    """`ds2 export --format litert`: options checked before the model is loaded and converted."""
+    from .checkpoints import load_model_file
+    from .litert import calibration_waveforms, export_litert
+
+    if version is not None:
+        raise click.UsageError("--version is for SavedModel exports; a LiteRT export is one file")
+    if (quantize == "int8") != (calibration is not None):
+        raise click.UsageError("--quantize int8 needs --calibration MANIFEST (the utterances to calibrate on); "
+                               "other quantizations take none")
+    model = load_model_file(model_file, compile=False)
+    waveforms = calibration_waveforms(calibration, model.ds2_config.sample_rate) if calibration else None
+    target = export_litert(model, out, quantize, waveforms)
+    signatures = "offline, stream_step" if model.ds2_config.streaming else "offline"
+    click.echo(f"exported {model_file} to {target} and {target.with_suffix('.json').name} "
+               f"(LiteRT, quantization {quantize}, signatures {signatures})")
 
 
 @main.command("bench")

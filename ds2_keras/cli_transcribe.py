@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import click
 
@@ -17,8 +17,6 @@ from .transcribe import MAX_SECONDS, transcribe_files
 from .transcript_writers import FORMATS, output_path, printed_text, write_transcript
 
 if TYPE_CHECKING:
-    from .model import DS2Model
-    from .streaming import StreamingRecognizer
     from .words import Hypothesis
 
 PROGRESS_SECONDS = 60.0  # a single file longer than this gets a progress bar
@@ -36,7 +34,7 @@ def header_seconds(paths: Sequence[Path]) -> float:
 
 
 @click.command("transcribe")
-@model_file_option()
+@model_file_option(help="A ds2 model file (.keras) written by `ds2 fit`, or a LiteRT export (.tflite).")
 @click.argument("audio", nargs=-1, required=True, type=click.Path(path_type=Path))
 @batch_size_option(16, help="Audio pieces per network call.")
 @click.option("--max-seconds", type=click.FloatRange(min=1.0), default=MAX_SECONDS, show_default=True,
@@ -56,19 +54,17 @@ def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: in
                        realtime: bool) -> None:
     """Transcribe audio files (WAV, FLAC, MP3, ...; any rate, stereo mixed down).
 
+    --model-file takes a .keras model file or a LiteRT export (.tflite, with its .json beside it).
+
     Greedy decoding, exactly as the exported SavedModel does it; word times count from the
     start of each file. An unreadable file is reported on stderr and the others are still
     transcribed; the exit status is then 1. A progress bar (stderr) shows for several files or
     more than a minute of audio, unless transcripts are printed to a terminal.
     """
-    from .checkpoints import load_model_file
-    from .recognizer import recognizer
-
     _check_outputs(audio, output_format, output_dir)
-    model = load_model_file(model_file, compile=False)  # its DS2Errors print as one line (OneLineErrors)
+    module, start_stream, sample_rate = _recognizers(model_file, stream)  # DS2Errors print as one line
     if stream:
-        return stream_files(model, audio, chunk_ms, realtime, output_format, output_dir)
-    module = recognizer(model)
+        return stream_files(start_stream, sample_rate, audio, chunk_ms, realtime, output_format, output_dir)
     total = header_seconds(audio)
     printing = output_dir is None and sys.stdout.isatty()  # the lines show the progress
     show_progress = (len(audio) > 1 or total > PROGRESS_SECONDS) and not printing
@@ -87,6 +83,30 @@ def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: in
     _raise_failures(failures, len(audio))
 
 
+def _recognizers(model_file: Path, stream: bool) -> tuple[object, Callable[[], object] | None, int]:
+    """(offline recognizer, a new stream's streamer factory, sample rate) of a .keras or LiteRT .tflite file.
+
+    Only what the command needs is built: the streamer factory with --stream, else the recognizer.
+    """
+    from .litert_runtime import LiteRTModel, is_litert_file
+
+    if is_litert_file(model_file):
+        litert = LiteRTModel(model_file)
+        if stream:
+            litert.streamer()  # refused now if the export cannot stream
+        return litert, litert.streamer, litert.sample_rate
+    from .checkpoints import load_model_file
+    from .recognizer import recognizer
+
+    model = load_model_file(model_file, compile=False)
+    if not stream:
+        return recognizer(model), None, model.ds2_config.sample_rate
+    from .streaming import Streamer, StreamingRecognizer
+
+    streaming = StreamingRecognizer(model)  # one trace for every file
+    return None, lambda: Streamer(streaming), model.ds2_config.sample_rate
+
+
 def _check_outputs(audio: Sequence[Path], output_format: str, output_dir: Path | None) -> None:
     """Refuse, before any work, outputs that would mix or overwrite each other."""
     if output_dir is None:
@@ -101,19 +121,18 @@ def _check_outputs(audio: Sequence[Path], output_format: str, output_dir: Path |
         seen[target] = path
 
 
-def stream_files(model: DS2Model, audio: Sequence[Path], chunk_ms: int, realtime: bool, output_format: str,
-                 output_dir: Path | None) -> None:
+def stream_files(start_stream: Callable[[], object], sample_rate: int, audio: Sequence[Path], chunk_ms: int,
+                 realtime: bool, output_format: str, output_dir: Path | None) -> None:
     """`--stream`: partial transcripts on stderr as they change, the final result as --format/--output-dir say.
 
-    As offline: a file that cannot be read is reported and the others are still streamed.
+    start_stream() gives a new stream's streamer (streaming.Streamer or litert_runtime.LiteRTStreamer):
+    feed(chunk) and finish() return Hypotheses. As offline: a file that cannot be read is reported
+    and the others are still streamed.
     """
-    from .streaming import StreamingRecognizer
-
-    recognizer = StreamingRecognizer(model)  # one trace for every file
     failures = []
     for path in audio:
         try:
-            final = _stream_one(recognizer, path, chunk_ms, realtime)
+            final = _stream_one(start_stream(), sample_rate, path, chunk_ms, realtime)
         except AudioError as error:
             failures.append(error)
             if len(audio) > 1:
@@ -134,18 +153,17 @@ def _raise_failures(failures: list[AudioError], files: int) -> None:
         raise click.ClickException(f"{len(failures)} of {files} audio files could not be transcribed")
 
 
-def _stream_one(recognizer: StreamingRecognizer, path: Path, chunk_ms: int, realtime: bool) -> Hypothesis:
-    """Stream one file (or stdin for `-`), showing partials on stderr; return the final result."""
+def _stream_one(streamer, sample_rate: int, path: Path, chunk_ms: int, realtime: bool) -> Hypothesis:
+    """Stream one file (or stdin for `-`) through a new streamer, showing partials on stderr; return the final result."""
     import time
 
-    from .streaming import Streamer, array_chunks, pcm_chunks
+    from .streaming import array_chunks, pcm_chunks
 
-    sample_rate = recognizer.config.sample_rate
     chunk = sample_rate * chunk_ms // 1000
     live = sys.stderr.isatty()
     chunks = pcm_chunks(sys.stdin.buffer, chunk) if str(path) == "-" else array_chunks(
         load_audio(path, sample_rate), chunk)
-    streamer, shown, started = Streamer(recognizer), "", time.monotonic()
+    shown, started = "", time.monotonic()
     for index, samples in enumerate(chunks):
         if realtime and str(path) != "-":
             time.sleep(max(0.0, started + index * chunk_ms / 1000 - time.monotonic()))

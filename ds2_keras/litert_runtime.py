@@ -131,8 +131,8 @@ class LiteRTStreamer:
         self._made = 0  # frames the last recurrent layer has made
         self.logits = np.zeros((0, model.alphabet.num_classes), np.float32)
 
-    def feed(self, chunk: np.ndarray) -> np.ndarray:
-        """Add samples; run every step that is full; return the logits frames released by them."""
+    def feed(self, chunk: np.ndarray) -> Hypothesis:
+        """Add samples; run every step that is full; return the partial result (as streaming.Streamer)."""
         chunk = np.asarray(chunk, np.float32).reshape(-1)
         self._samples += len(chunk)
         self._pending = np.concatenate([self._pending, chunk])
@@ -142,16 +142,12 @@ class LiteRTStreamer:
             self._pending = self._pending[self._size - self._overlap:]
         return self._release(released)
 
-    def finish(self) -> np.ndarray:
-        """Run the last, zero-padded step and release the remaining frames (with the lookahead's)."""
+    def finish(self) -> Hypothesis:
+        """Run the last, zero-padded step, release the remaining frames (with the lookahead's): the final result."""
         total = int(output_frames(self._samples, self.model.config))
         audio = np.zeros(self._size, np.float32)
         audio[: len(self._pending)] = self._pending
         return self._release([self._run(audio, max(total - self._made, 0), final=True)])
-
-    def hypothesis(self) -> Hypothesis:
-        """The greedy result of every frame released so far (final after finish())."""
-        return greedy_hypothesis(self.logits, self.model.frame_seconds, self.model.alphabet)
 
     def _run(self, audio: np.ndarray, valid: int, final: bool) -> np.ndarray:
         outputs = self._step(audio=audio[None], valid=np.array(valid, np.int32), **self.state)
@@ -162,10 +158,10 @@ class LiteRTStreamer:
         logits = outputs["logits"][0, :count]
         return logits[max(-first, 0):]
 
-    def _release(self, pieces: list[np.ndarray]) -> np.ndarray:
-        new = np.concatenate(pieces) if pieces else self.logits[:0]
-        self.logits = np.concatenate([self.logits, new])
-        return new
+    def _release(self, pieces: list[np.ndarray]) -> Hypothesis:
+        """Keep the released logits; the greedy result of every frame released so far."""
+        self.logits = np.concatenate([self.logits, *pieces])
+        return greedy_hypothesis(self.logits, self.model.frame_seconds, self.model.alphabet)
 
 
 def load_waveform(path: str | Path, sample_rate: int) -> np.ndarray:
@@ -183,8 +179,7 @@ def transcribe_file(model: LiteRTModel, path: str | Path, stream: bool = False, 
     chunk = model.sample_rate * chunk_ms // 1000
     for start in range(0, len(waveform), chunk):
         streamer.feed(waveform[start:start + chunk])
-    streamer.finish()
-    return streamer.hypothesis()
+    return streamer.finish()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

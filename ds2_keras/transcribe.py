@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import numpy as np
 
 from .audio import AudioError, load_audio
+from .litert_runtime import LiteRTModel
 from .words import Hypothesis, hypotheses
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def recognize_batches(module: tf.Module, waveforms: Sequence[np.ndarray], batch_
     `progress` is called after each batch with the seconds of audio it held.
     """
     results: list[Hypothesis | None] = [None] * len(waveforms)
-    sample_rate = module.model.ds2_config.sample_rate
+    sample_rate = _sample_rate(module)
     order = np.argsort([len(w) for w in waveforms], kind="stable")
     for first in range(0, len(order), batch_size):
         rows = order[first:first + batch_size]
@@ -77,23 +78,34 @@ def recognize_batches(module: tf.Module, waveforms: Sequence[np.ndarray], batch_
         batch = np.zeros((len(rows), max(lengths.max(), 1)), dtype=np.float32)
         for row, index in enumerate(rows):
             batch[row, : lengths[row]] = waveforms[index]
-        for index, hypothesis in zip(rows, hypotheses(module.recognize(batch, lengths))):
+        for index, hypothesis in zip(rows, _batch_hypotheses(module, batch, lengths)):
             results[index] = hypothesis
         if progress is not None:
             progress(lengths.sum() / sample_rate)
     return results
 
 
+def _sample_rate(module: tf.Module | LiteRTModel) -> int:
+    return module.sample_rate if isinstance(module, LiteRTModel) else module.model.ds2_config.sample_rate
+
+
+def _batch_hypotheses(module: tf.Module | LiteRTModel, batch: np.ndarray, lengths: np.ndarray) -> list[Hypothesis]:
+    """A recognizer module's greedy hypotheses of a zero-padded batch, or a LiteRT model's (one row at a time)."""
+    if isinstance(module, LiteRTModel):
+        return [module.transcribe(row[:length]) for row, length in zip(batch, lengths)]
+    return hypotheses(module.recognize(batch, lengths))
+
+
 def transcribe(module: tf.Module, waveforms: Sequence[np.ndarray], batch_size: int = 16,
                max_seconds: float = MAX_SECONDS, progress: Progress | None = None) -> list[Hypothesis]:
-    """Greedy hypotheses of mono float32 waveforms at the model's rate (`recognizer(model)`).
+    """Greedy hypotheses of mono float32 waveforms at the model's rate (`recognizer(model)`, or a LiteRTModel).
 
     Waveforms longer than `max_seconds` are cut at pauses, their pieces transcribed in batches
     with the rest and joined (word times count from the start of the whole waveform), so the
     network never holds more than batch_size pieces of max_seconds (the waveforms themselves
     take 64 kB per second at 16 kHz).
     """
-    sample_rate = module.model.ds2_config.sample_rate
+    sample_rate = _sample_rate(module)
     pieces = [split_at_pauses(np.asarray(w, np.float32), sample_rate, max_seconds) for w in waveforms]
     results = iter(recognize_batches(module, [piece for split in pieces for piece in split], batch_size, progress))
     return [join_pieces([next(results) for _ in split], _starts(split, sample_rate)) for split in pieces]
@@ -111,7 +123,7 @@ def transcribe_files(module: tf.Module, paths: Sequence[Path], batch_size: int =
     Files are decoded a group at a time (about `batch_size` pieces), so many files never sit in
     memory together and an unreadable file does not stop the others.
     """
-    sample_rate = module.model.ds2_config.sample_rate
+    sample_rate = _sample_rate(module)
     group: list[tuple[Path, np.ndarray | AudioError]] = []
     pending_seconds = 0.0
     for index, path in enumerate(paths):
