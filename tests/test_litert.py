@@ -194,7 +194,7 @@ def test_ds2_transcribe_runs_a_litert_file_like_the_keras_model(trained_model, b
 
 def test_a_litert_file_where_a_keras_file_is_needed_is_one_line(bi_export, corpus, tmp_path):
     for command in (["export", "--model-file", str(bi_export), str(tmp_path / "out")],
-                    ["evaluate", "--manifest", str(corpus["test"]), "--model-file", str(bi_export)],
+                    ["evaluate", "--manifest", f"test:{corpus['test']}", "--model-file", str(bi_export)],
                     ["fit", "--manifest", f"train:{corpus['train']}", "-e", "1", "-s", str(tmp_path / "run"),
                      "--model-file", str(bi_export)]):
         error = one_line_error(run_ds2(command))
