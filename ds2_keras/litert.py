@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 STEP_MILLISECONDS = 160  # audio per streaming step, rounded to whole output frames
 CALIBRATION_UTTERANCES = 200
+_FLOAT_LAYERS = ("log_spectrogram", "normalization")  # names of the layers int8 leaves float
 
 
 class LiteRTExportError(DS2Error):
@@ -169,7 +170,25 @@ def convert(model: DS2Model, quantize: str, calibration: Iterable[np.ndarray] | 
                             options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
         converter = tf.lite.TFLiteConverter.from_saved_model(staging, signature_keys=list(functions))
         _configure(converter, model, quantize, calibration, "stream_step" in functions)
-        return converter.convert()
+        flatbuffer = converter.convert()
+    return _quantized_after_features(flatbuffer) if quantize == "int8" else flatbuffer
+
+
+def _quantized_after_features(calibrated: bytes) -> bytes:
+    """The calibrated model quantized to int8 except its feature front end, which stays float.
+
+    Power spectra span some 10 orders of magnitude before their log: in int8 (256 linear
+    levels) every quiet bin is 0 and the transcripts are noise. Each op whose output tensor
+    belongs to the spectrogram or its normalization is left float (TF's selective quantization,
+    as tf.lite.experimental.QuantizationDebugger applies it).
+    """
+    from tensorflow.lite.python.convert import mlir_quantize
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    flat = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
+    front = sorted({tensor.name.decode() for graph in flat.subgraphs for tensor in graph.tensors
+                    if any(part in tensor.name.decode() for part in _FLOAT_LAYERS)})
+    return mlir_quantize(calibrated, denylisted_nodes=front)
 
 
 def _frozen(function: tf.types.experimental.ConcreteFunction) -> tf.types.experimental.ConcreteFunction:
@@ -199,6 +218,7 @@ def _configure(converter, model: DS2Model, quantize: str, calibration: Iterable[
         if calibration is None:
             raise LiteRTExportError("--quantize int8 needs --calibration MANIFEST (utterances to calibrate on)")
         converter.representative_dataset = _representative(model, list(calibration), streaming)
+        converter._experimental_calibrate_only = True  # quantized by _quantized_after_features  # noqa: SLF001
 
 
 def _representative(model: DS2Model, waveforms: list[np.ndarray], streaming: bool) -> Callable[[], Iterator]:
