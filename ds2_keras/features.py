@@ -78,10 +78,12 @@ def _power_by_matmul(waveforms: tf.Tensor, config: DS2Config) -> tf.Tensor:
     n = np.arange(size)
     window = 0.5 - 0.5 * np.cos(2 * np.pi * n / size)
     angles = 2 * np.pi * np.outer(n, np.arange(size // 2 + 1)) / size
-    basis = np.concatenate([window[:, None] * np.cos(angles), window[:, None] * np.sin(angles)], axis=1)
-    basis *= math.sqrt(_MATMUL_SCALE)
+    scale = math.sqrt(_MATMUL_SCALE) * window[:, None]
     frames = tf.signal.frame(waveforms, size, config.hop_samples, pad_end=False)
-    real, imaginary = tf.split(tf.matmul(frames, tf.constant(basis, tf.float32)), 2, axis=-1)
+    # Two matmuls, not one split in two: an int8 export keeps these ops float by name (litert.py),
+    # which a split's fused output names escape.
+    real = tf.matmul(frames, tf.constant(scale * np.cos(angles), tf.float32))
+    imaginary = tf.matmul(frames, tf.constant(scale * np.sin(angles), tf.float32))
     return tf.math.square(real) + tf.math.square(imaginary)
 
 

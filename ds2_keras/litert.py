@@ -187,7 +187,7 @@ def _quantized_after_features(calibrated: bytes) -> bytes:
 
     flat = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
     front = sorted({tensor.name.decode() for graph in flat.subgraphs for tensor in graph.tensors
-                    if any(part in tensor.name.decode() for part in _FLOAT_LAYERS)})
+                    if any(layer in tensor.name.decode() for layer in _FLOAT_LAYERS)})
     return mlir_quantize(calibrated, denylisted_nodes=front)
 
 
