@@ -224,6 +224,8 @@ def _configure(converter, model: DS2Model, quantize: str, calibration: Iterable[
 def _representative(model: DS2Model, waveforms: list[np.ndarray], streaming: bool) -> Callable[[], Iterator]:
     """Calibration inputs for every signature: whole utterances offline, and for stream_step the
     states and audio met when streaming them (computed with the float step function)."""
+    import tensorflow as tf
+
     def samples():
         for waveform in waveforms:
             yield "offline", {"waveforms": waveform[None].astype(np.float32),
@@ -240,15 +242,9 @@ def _representative(model: DS2Model, waveforms: list[np.ndarray], streaming: boo
                     audio[0, :len(piece)] = piece
                     inputs = {"audio": audio, "valid": np.int32(step_frames(model)), **state}
                     yield "stream_step", inputs
-                    outputs = step(**{name: tf_constant(value) for name, value in inputs.items()})
+                    outputs = step(**{name: tf.constant(value) for name, value in inputs.items()})
                     state = {name: outputs[f"new_{name}"].numpy() for name in shapes}
     return samples
-
-
-def tf_constant(value: np.ndarray):
-    import tensorflow as tf
-
-    return tf.constant(value)
 
 
 def calibration_waveforms(manifest: Path, sample_rate: int, limit: int = CALIBRATION_UTTERANCES) -> list[np.ndarray]:
