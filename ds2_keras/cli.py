@@ -28,6 +28,7 @@ from .cli_options import (  # noqa: E402
     parse_manifests, preset_option,
 )
 from .cli_transcribe import transcribe_command  # noqa: E402
+from .litert import QUANTIZATIONS  # noqa: E402
 from .tensorflow_build import check_tensorflow  # noqa: E402
 
 
@@ -49,7 +50,7 @@ main.add_command(transcribe_command, name="transcribe")
               help="Version directory to write (default: one more than the largest existing).")
 @click.option("--format", "export_format", type=click.Choice(["savedmodel", "litert"]), default="savedmodel",
               show_default=True, help="savedmodel: for TF Serving; litert: a .tflite file for LiteRT on devices.")
-@click.option("--quantize", type=click.Choice(["none", "float16", "dynamic", "int8"]), default="none",
+@click.option("--quantize", type=click.Choice(QUANTIZATIONS), default="none",
               show_default=True, help="With --format litert: float16 weights, int8 weights (dynamic) or int8 "
                                       "weights and activations (int8, calibrated on --calibration).")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None, metavar="MANIFEST",
