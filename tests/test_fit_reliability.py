@@ -22,7 +22,8 @@ from test_training import fit_args, model_state
 from ds2_keras.checkpoints import EPOCH_METRICS, HISTORY_FILENAME, MODEL_FILENAME, load_model_file
 from ds2_keras.cli import main
 from ds2_keras.manifest import read_manifest, write_manifest
-from ds2_keras.training import FIT_LOCK
+from ds2_keras.config import preset
+from ds2_keras.training import FIT_LOCK, FitRequest, fit
 
 EPOCHS = 3  # of 5 steps each (20 training utterances, -z 4)
 
@@ -112,6 +113,18 @@ def test_a_second_ctrl_c_aborts_at_once_and_leaves_the_last_checkpoint_whole(cor
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert f"resuming from {output / MODEL_FILENAME}: epoch 0, step 3" in resumed.stdout
     assert [path.name for path in output.iterdir() if path.name.startswith(".")] == [FIT_LOCK]
+
+
+def test_an_epoch_stopped_and_resumed_logs_the_mean_loss_of_an_uninterrupted_one(corpus, tmp_path):
+    request = FitRequest([corpus["train"]], [], 1, 4, tmp_path / "stopped", preset("tiny"), save_every_steps=0,
+                         verbose=0, max_minutes=1e-6)  # stops after the first of 5 steps
+    fit(request)
+    carried = load_model_file(tmp_path / "stopped").progress[EPOCH_METRICS]
+    assert carried["loss"][1] == 4  # Keras' mean: a total over the 4 utterances of the one step, and their count
+    resumed = fit(FitRequest(**{**request.__dict__, "max_minutes": None}))
+    whole = fit(FitRequest(**{**request.__dict__, "max_minutes": None, "output_dir": tmp_path / "whole"}))
+    np.testing.assert_allclose(resumed.progress["history"]["loss"], whole.progress["history"]["loss"], rtol=1e-5)
+    assert EPOCH_METRICS not in resumed.progress
 
 
 # Validate before the long part: every case fails in seconds, before a step, as one line.
