@@ -153,11 +153,12 @@ class Checkpointer(keras.callbacks.Callback):
         broken = nonfinite_variables(self.model)
         if broken:
             raise NonFiniteModelError(self._refusal(progress, broken))
-        totals = {metric.name: [float(variable.numpy()) for variable in metric.variables] for metric in self.model.metrics}
-        self.model.progress = {key: value for key, value in {**self.model.progress, **progress}.items()
-                               if key != EPOCH_METRICS or progress["step"]}
-        if progress["step"]:
-            self.model.progress[EPOCH_METRICS] = totals
+        progress = {**self.model.progress, **progress}
+        progress.pop(EPOCH_METRICS, None)
+        if progress["step"]:  # every worker reads them: a metric's value is reduced across all of them
+            progress[EPOCH_METRICS] = {metric.name: [float(variable.numpy()) for variable in metric.variables]
+                                       for metric in self.model.metrics}
+        self.model.progress = progress
         if is_chief():
             save_model_file(self.model, self.path)
             atomic_write_text(self.path.with_name(HISTORY_FILENAME), json.dumps(self.model.progress, indent=1))
