@@ -12,9 +12,11 @@ from typing import Mapping
 
 import keras
 
+from . import faults
 from .distribute import is_chief
 from .errors import DS2Error
 from .fileio import atomic_path, atomic_write_text
+from .interruption import StopRequests
 from .litert_runtime import is_litert_file
 from .model import DS2Model
 from .optim import EpochDecay  # noqa: F401 - registers the schedule compiled model files name
@@ -23,6 +25,7 @@ MODEL_FILENAME = "model.keras"
 BEST_FILENAME = "best.keras"  # the epoch with the lowest validation CER so far
 HISTORY_FILENAME = "history.json"  # the progress saved in model.keras, readable
 PARTIAL_EPOCH = "partial_epoch"  # progress key: the scores where --max-minutes stopped mid-epoch
+EPOCH_METRICS = "epoch_metrics"  # progress key, mid-epoch: the epoch's metric totals so far (a resume goes on from them)
 
 
 class ModelFileError(DS2Error):
@@ -32,6 +35,7 @@ class ModelFileError(DS2Error):
 def save_model_file(model: DS2Model, path: str | Path) -> None:
     with atomic_path(path) as temporary:
         model.save(temporary)
+        faults.reached("checkpoint_write")
 
 
 def load_model_file(path: str | Path, compile: bool = True) -> DS2Model:
@@ -82,28 +86,52 @@ class Checkpointer(keras.callbacks.Callback):
     call (a resumed partial epoch), so the saved step always counts from the epoch's start.
     A model whose weights or optimizer state are no longer finite is never saved: fit stops
     with an error naming the last good checkpoint, which stays as it was.
+
+    On a stop request (Ctrl-C, SIGTERM: interruption.py) it saves at the end of the current
+    step, or after the epoch's validation if that is under way, and stops training. Mid-epoch
+    saves carry the epoch's metric totals (EPOCH_METRICS), so that a resumed epoch logs the
+    same mean loss as an uninterrupted one.
     """
 
-    def __init__(self, output_dir: Path, every_steps: int, step_offset: int = 0):
+    def __init__(self, output_dir: Path, every_steps: int, step_offset: int = 0, stops: StopRequests | None = None):
         super().__init__()
         self.path = Path(output_dir) / MODEL_FILENAME
         self.every_steps = every_steps
         self.step_offset = step_offset
+        self.stops = stops or StopRequests()
         self.epoch = 0
+        self.saved_on_request = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
         self.step = self.step_offset
+        self.saved_on_request = False
+        saved = self.model.progress.get(EPOCH_METRICS, {})
+        if self.step_offset and self.model.progress["epoch"] == epoch:  # Keras has just reset the metrics
+            for metric in self.model.metrics:
+                for variable, value in zip(metric.variables, saved.get(metric.name, ())):
+                    variable.assign(value)
 
     def on_train_batch_end(self, batch, logs=None):
+        faults.reached("step")
         step = self.step = self.step_offset + batch + 1
         last_of_epoch = batch + 1 == self.params["steps"]  # the epoch-end save, after validation, covers it
-        if self.every_steps and step % self.every_steps == 0 and not last_of_epoch:
+        if last_of_epoch:
+            return
+        if self.stops.requested or (self.every_steps and step % self.every_steps == 0):
             self._save({"epoch": self.epoch, "step": step})
+            if self.stops.requested:  # asked during the step or during this save: this step is saved
+                self.model.stop_training = self.saved_on_request = True
 
     def on_epoch_end(self, epoch, logs=None):
-        stopped_early = self.step < self.step_offset + self.params["steps"]  # --max-minutes ran out mid-epoch
+        stopped_early = self.step < self.step_offset + self.params["steps"]  # --max-minutes or a signal, mid-epoch
         self.step_offset = 0
+        if not self.saved_on_request:
+            self._save_epoch(epoch, stopped_early, logs)
+        if self.stops.requested:  # also when asked during validation or the save: the epoch is saved
+            self.model.stop_training = True
+
+    def _save_epoch(self, epoch: int, stopped_early: bool, logs: dict | None) -> None:
         earlier = self.model.progress.get("history", {}).get("val_cer", [])
         if stopped_early:  # saved as mid-epoch progress: the same command resumes there
             # Not an epoch of history (resuming finishes the epoch and logs it then), but the
@@ -129,7 +157,12 @@ class Checkpointer(keras.callbacks.Callback):
         broken = nonfinite_variables(self.model)
         if broken:
             raise NonFiniteModelError(self._refusal(progress, broken))
-        self.model.progress = {**self.model.progress, **progress}
+        progress = {**self.model.progress, **progress}
+        progress.pop(EPOCH_METRICS, None)
+        if progress["step"]:  # every worker reads them: a metric's value is reduced across all of them
+            progress[EPOCH_METRICS] = {metric.name: [float(variable.numpy()) for variable in metric.variables]
+                                       for metric in self.model.metrics}
+        self.model.progress = progress
         if is_chief():
             save_model_file(self.model, self.path)
             atomic_write_text(self.path.with_name(HISTORY_FILENAME), json.dumps(self.model.progress, indent=1))

@@ -11,14 +11,19 @@ import click
 
 from .config import DS2Config, preset as load_preset
 from .errors import DS2Error
+from .interruption import FitInterrupted
 
 
 class OneLineErrors(click.Group):
-    """A command group whose commands' DS2Errors print as `Error: ...` instead of a traceback."""
+    """A command group whose commands' DS2Errors print as `Error: ...` instead of a traceback;
+    a stop on request (FitInterrupted) prints its line alone, with its own exit status."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except FitInterrupted as stop:
+            click.echo(str(stop), err=True)
+            raise click.exceptions.Exit(stop.exit_code) from None
         except DS2Error as error:
             raise click.ClickException(str(error)) from None
 

@@ -143,24 +143,59 @@ class DS2Config:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
         if not len(self.conv_filters) == len(self.conv_kernels) == len(self.conv_strides) >= 1:
             raise ValueError("conv_filters, conv_kernels and conv_strides need one entry per convolution (at least one)")
-        positive = ("sample_rate", "window_ms", "hop_ms", "mel_bins", "rnn_layers", "rnn_units", "learning_rate",
-                    "max_duration")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
+        for name, valid in RANGES.items():
+            valid.check(name, getattr(self, name))
         if any(value <= 0 for pair in self.conv_kernels + self.conv_strides for value in pair):
             raise ValueError("conv kernels and strides must be positive")
+        if any(filters <= 0 for filters in self.conv_filters):
+            raise ValueError("conv_filters must be positive")
+        if self.feature_type == "mel" and self.mel_bins > self.window_samples // 2 + 1:
+            raise ValueError(f"mel_bins must be at most the {self.window_samples // 2 + 1} frequency bins of a "
+                             f"{self.window_ms:g} ms window, not {self.mel_bins}")
         Alphabet(self.alphabet)  # raises AlphabetError, naming what is wrong
-        if not 0 <= self.lr_floor <= 1:
-            raise ValueError(f"lr_floor is a fraction of learning_rate, in [0, 1], not {self.lr_floor!r}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, not {self.warmup_steps}")
-        if self.lookahead < 0:
-            raise ValueError(f"lookahead must be >= 0, not {self.lookahead}")
         if self.streaming and self.bidirectional:
             raise ValueError("streaming=true needs bidirectional=false: a backward RNN waits for the end of the audio")
         if self.streaming and any(kernel[0] <= stride[0] for kernel, stride in zip(self.conv_kernels, self.conv_strides)):
             raise ValueError("streaming=true needs each convolution's time kernel longer than its time stride")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric field may take: [low, high], either end open or absent."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def check(self, name: str, value: float) -> None:
+        below = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        above = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        if below or above:
+            raise ValueError(f"{name} must be in {self}, not {value!r}")
+
+    def __str__(self) -> str:
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return f"{'(' if self.low_open or self.low is None else '['}{low}, {high}{')' if self.high_open or self.high is None else ']'}"
+
+
+POSITIVE = Range(0, low_open=True)
+FRACTION = Range(0, 1, high_open=True)
+NONNEGATIVE = Range(0)
+# Every numeric field's valid values, checked whenever a config is made (a preset, --set, a model
+# file): a value out of range fails at once, naming the field, instead of as a deep error or an
+# exhausted memory an hour later. Upper ends are far past any sensible recipe.
+RANGES: dict[str, Range] = {
+    "sample_rate": Range(1000, 192000), "window_ms": Range(0, 1000, low_open=True),
+    "hop_ms": Range(0, 1000, low_open=True), "mel_bins": Range(1, 1024),
+    "rnn_layers": Range(1, 64), "rnn_units": Range(1, 16384), "lookahead": Range(0, 1000),
+    "relu_clip": POSITIVE, "batchnorm_momentum": FRACTION, "dropout": FRACTION,
+    "learning_rate": Range(0, 100, low_open=True), "lr_decay": POSITIVE, "lr_floor": Range(0, 1),
+    "warmup_steps": NONNEGATIVE, "momentum": FRACTION, "clipnorm": POSITIVE,
+    "max_duration": POSITIVE, "freq_masks": NONNEGATIVE, "freq_mask_width": NONNEGATIVE,
+    "time_masks": NONNEGATIVE, "time_mask_width": NONNEGATIVE, "noise_snr_db": NONNEGATIVE, "seed": NONNEGATIVE,
+}
 
 
 # Fields whose change alters the network's weights' shapes or what its inputs mean: a run that

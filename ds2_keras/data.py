@@ -24,7 +24,7 @@ import pandas as pd
 import tensorflow as tf
 
 from .alphabet import Alphabet
-from .audio import AudioError, load_audio
+from .audio import AudioError, audio_info, load_audio
 from .config import DS2Config
 from .errors import DS2Error
 from .frames import output_frames
@@ -109,6 +109,32 @@ def evaluation_utterances(rows: pd.DataFrame, alphabet: Alphabet) -> Utterances:
     return Utterances(rows=rows[keep].reset_index(drop=True), labels=[label for label, k in zip(labels, keep) if k],
                       dropped={"with no reference text to score (empty or punctuation only)": empty} if empty else {},
                       notes=notes)
+
+
+def scorable_utterances(utterances: Utterances) -> Utterances:
+    """The rows a score can use, the others dropped and counted: a reference with nothing the
+    model can output (empty, punctuation only) has no CTC loss, and audio whose header does not
+    read has nothing to decode (only the header is read, which takes milliseconds a file)."""
+    empty = np.array([len(label) == 0 for label in utterances.labels], dtype=bool)
+    unreadable = np.array([not is_empty and not _header_reads(path)
+                           for path, is_empty in zip(utterances.rows["audio_path"], empty)], dtype=bool)
+    keep = ~(empty | unreadable)
+    dropped = {"with nothing to score in their transcripts": int(empty.sum()),
+               "with unreadable audio": int(unreadable.sum())}
+    return Utterances(
+        rows=utterances.rows[keep].reset_index(drop=True),
+        labels=[label for label, k in zip(utterances.labels, keep) if k],
+        dropped={**utterances.dropped, **{cause: count for cause, count in dropped.items() if count}},
+        notes=utterances.notes,
+    )
+
+
+def _header_reads(path: str) -> bool:
+    try:
+        audio_info(path)
+    except AudioError:
+        return False
+    return True
 
 
 def plan_epoch(durations: np.ndarray, batch_size: int, epoch: int, config: DS2Config) -> np.ndarray:

@@ -40,6 +40,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from . import faults
 from .errors import DS2Error
 from .fileio import (
     OutputError, atomic_write_text, make_directory, os_cause, reporting_os_errors, reporting_tensorflow_errors,
@@ -189,6 +190,7 @@ def partial_directory(out_dir: Path, version: int) -> Iterator[Path]:
         with reporting_os_errors(staging):
             staging.mkdir()
             staging.chmod(0o755)  # whatever the umask: a server may run as another user
+        faults.reached("export_staging")
         yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -26,13 +26,14 @@ from .averaging import (
 from .checkpoints import BEST_FILENAME, HISTORY_FILENAME, MODEL_FILENAME, Checkpointer, load_model_file
 from .config import DS2Config
 from .data import (
-    Shard, Utterances, batches_per_epoch, check_cache_fits, evaluation_dataset, evaluation_utterances, select_utterances,
-    training_dataset,
+    Shard, Utterances, batches_per_epoch, check_cache_fits, evaluation_dataset, evaluation_utterances,
+    scorable_utterances, select_utterances, training_dataset,
 )
 from .distribute import choose_strategy, describe, is_chief
 from .errors import DS2Error
 from .finetune import init_config, transfer_weights
-from .fileio import make_directory, remove_stale_temporaries, reporting_tensorflow_errors
+from .fileio import check_writable, make_directory, remove_stale_temporaries, reporting_tensorflow_errors
+from .interruption import FitInterrupted, StopRequests
 from .locks import exclusive_use
 from .manifest import read_manifests
 from .model import DS2Model
@@ -196,9 +197,31 @@ def adapt_normalization(model: DS2Model, utterances: Utterances, batch_size: int
 def load_split(rows: pd.DataFrame, manifests: list[Path], config: DS2Config, name: str) -> Utterances:
     utterances = select_utterances(rows, config)
     print(utterances.report(name))
+    _check_not_empty(utterances, manifests, name)
+    return utterances
+
+
+def load_validation(manifests: list[Path], config: DS2Config) -> Utterances | None:
+    """The val split, scored as `ds2 evaluate` scores it, less the rows no score can use (counted);
+    checked before training so that a bad val manifest fails now, not at the first epoch's end."""
+    if not manifests:
+        return None
+    val = scorable_utterances(evaluation_utterances(read_manifests(manifests), config.output_alphabet))
+    print(val.report("val"))
+    _check_not_empty(val, manifests, "val")
+    return val
+
+
+def _check_not_empty(utterances: Utterances | pd.DataFrame, manifests: list[Path], name: str) -> None:
     if not len(utterances):
         raise DS2Error(f"no usable utterances in {name} manifests {[str(m) for m in manifests]}")
-    return utterances
+
+
+def _check_batch_size(batch_size: int, train: Utterances) -> None:
+    """A batch is topped up with repeated rows (data.plan_epoch): past the corpus it only costs memory."""
+    if batch_size > len(train):
+        raise DS2Error(f"-z {batch_size} is larger than the {len(train)} usable training utterances; "
+                       f"give -z {len(train)} or less")
 
 
 def choose_alphabet(rows: pd.DataFrame, alphabet_file: Path | None) -> tuple[str, Alphabet]:
@@ -252,6 +275,7 @@ def fit(request: FitRequest) -> DS2Model:
     """Train as requested; the chief holds the output directory's lock throughout, so a second
     fit on the same directory is refused instead of overwriting the first one's checkpoints."""
     make_directory(request.output_dir)
+    check_writable(request.output_dir / MODEL_FILENAME)  # not a directory, say, found only at the first save
     if not is_chief():  # other workers write nothing there
         return _fit(request)
     with exclusive_use(request.output_dir, FIT_LOCK, "ds2 fit"):
@@ -272,9 +296,13 @@ def _fit(request: FitRequest) -> DS2Model:
         model = _restore(request)
         source = load_model_file(request.init_from, compile=False) if model is None and request.init_from else None
         rows = read_manifests(request.train_manifests)
+        _check_not_empty(rows, request.train_manifests, "train")
         # A resumed model brings its own config; it decides which utterances can train.
         config = new_run_config(request, rows, source) if model is None else model.ds2_config
         train = load_split(rows, request.train_manifests, config, "train")
+        _check_batch_size(request.batch_size, train)
+        # Validation scores every scorable row, as `ds2 evaluate` does, so the two figures agree.
+        val = load_validation(request.val_manifests, config)
         if request.cache:
             check_cache_fits(train, config)
         steps = batches_per_epoch(train, request.batch_size)
@@ -286,11 +314,6 @@ def _fit(request: FitRequest) -> DS2Model:
         model.progress = {**model.progress, "batch_size": request.batch_size, "steps_per_epoch": steps}
     if is_chief():
         config.save(request.output_dir / CONFIG_FILENAME)
-    # Validation scores every row, as `ds2 evaluate` does, so the two figures agree.
-    val = (evaluation_utterances(read_manifests(request.val_manifests), config.output_alphabet)
-           if request.val_manifests else None)
-    if val is not None:
-        print(val.report("val"))
     epoch = model.progress["epoch"]
     if epoch >= request.epochs:
         print(f"model already trained for {epoch} epochs (asked for {request.epochs}); nothing to do")
@@ -326,7 +349,7 @@ def _train(model: DS2Model, request: FitRequest, train: Utterances, val: Utteran
         new_cosine = config.lr_schedule == "cosine" and epoch == step == 0  # else not sized by this -e
         planned_rate = rate_after(config, steps, request.epochs) if new_cosine else None
         budget = WallClockBudget(request.max_minutes, request.epochs, planned_rate)
-    with reporting_tensorflow_errors(logs):  # TensorBoard writes there with TensorFlow's file system
+    with StopRequests() as stops, reporting_tensorflow_errors(logs):  # TensorBoard writes with TF's file system
         for first, last, skip in segments:
             if first >= last:
                 continue
@@ -336,9 +359,9 @@ def _train(model: DS2Model, request: FitRequest, train: Utterances, val: Utteran
                     train, model.ds2_config, request.batch_size, range(first, last), skip_batches=skip,
                     cache=request.cache, shard=Shard.of(context, request.batch_size)))
             callbacks = [
-                ValidationCallback(val, request.batch_size) if val is not None else None,
+                ValidationCallback(val, request.batch_size, stops) if val is not None else None,
                 ElapsedMinutes(),
-                Checkpointer(request.output_dir, request.save_every_steps, step_offset=skip),
+                Checkpointer(request.output_dir, request.save_every_steps, step_offset=skip, stops=stops),
                 EpochWeights(request.output_dir, request.average_last) if request.average_last else None,
                 keras.callbacks.TensorBoard(log_dir=str(logs)) if is_chief() else None,
                 budget,
@@ -353,8 +376,19 @@ def _train(model: DS2Model, request: FitRequest, train: Utterances, val: Utteran
                 shuffle=False,  # batches are planned (SortaGrad, buckets) in data.plan_epoch
             )
             if model.stop_training:
+                if stops.requested and model.progress["epoch"] < request.epochs:
+                    raise FitInterrupted(_interrupted_line(stops.signal_name, model.progress, request.output_dir),
+                                         stops.signal_number)
                 if budget is not None and budget.ran_out and is_chief():
                     progress = model.progress
                     print(f"--max-minutes {request.max_minutes:g} reached at epoch {progress['epoch'] + 1}, step "
                           f"{progress['step']}: saved; the same command continues from there")
                 break
+
+
+def _interrupted_line(signal_name: str, progress: dict, output_dir: Path) -> str:
+    """Where a signal stopped the run, what was saved, and how to go on, in one line."""
+    where = (f"epoch {progress['epoch'] + 1} step {progress['step']}" if progress["step"]
+             else f"the end of epoch {progress['epoch']}")
+    return (f"interrupted ({signal_name}) at {where}: saved {output_dir / MODEL_FILENAME}; "
+            "run the same command to continue")

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 import keras
 
+from . import faults
 from .data import Utterances
 from .decoding import greedy_decode_utterances
 from .inference import run_inference
+from .interruption import StopRequests
 from .metrics import ErrorRate, cer
 from .model import DS2Model
 
@@ -33,18 +35,24 @@ class Validation:
 def validate(model: DS2Model, utterances: Utterances, batch_size: int, progress: bool) -> Validation:
     """Mean CTC loss and pooled greedy CER, scored as `ds2 evaluate` scores them."""
     result = run_inference(model, utterances, batch_size, progress=progress)
+    faults.reached("validation")
     references = utterances.rows["text"].to_numpy()[result.indices].tolist()
     predictions = greedy_decode_utterances(result.logits, model.alphabet)
     return Validation(result.mean_loss, cer(references, predictions), references, predictions)
 
 
 class ValidationCallback(keras.callbacks.Callback):
-    def __init__(self, utterances: Utterances, batch_size: int):
+    """Scores the epoch, unless a stop request (interruption.py) ended it early: the user asked to stop."""
+
+    def __init__(self, utterances: Utterances, batch_size: int, stops: StopRequests | None = None):
         super().__init__()
         self.utterances = utterances
         self.batch_size = batch_size
+        self.stops = stops or StopRequests()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.stops.requested and self.model.stop_training:
+            return
         # A large val set takes minutes: its bar replaces the epoch's until the epoch line ends it.
         show_progress = self.params.get("verbose") in (1, "auto")  # as Keras shows the epoch's bar
         result = validate(self.model, self.utterances, self.batch_size, show_progress)

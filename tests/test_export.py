@@ -12,11 +12,11 @@ import concurrent.futures
 import importlib.util
 import io
 import json
+import os
 import signal
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -315,14 +315,9 @@ with partial_directory(Path(sys.argv[1]), 7) as staging:
 
 def test_export_removes_what_killed_exports_left_and_spares_live_ones(served, tmp_path):
     out_dir = tmp_path / "serving"
-    killed = subprocess.Popen([str(DS2), "export", "--model-file", str(served["model_file"]), str(out_dir)])
-    deadline = time.monotonic() + 120
-    # The lock file comes first, the staging directory just after: kill once the directory is there.
-    while (not any(path.is_dir() for path in out_dir.glob(".1.partial-*")) and time.monotonic() < deadline
-           and killed.poll() is None):
-        time.sleep(0.02)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
+    killed = subprocess.run([str(DS2), "export", "--model-file", str(served["model_file"]), str(out_dir)],
+                            env={**os.environ, "DS2_FAULT": "export_staging:1"}, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]  # killed with its staging directory made
     dead = sorted(out_dir.glob(".1.partial-*"))
     assert [path.name.endswith(".lock") for path in dead] == [False, True], dead  # the staging directory, its lock
     live = subprocess.Popen([sys.executable, "-c", LIVE_EXPORT, str(out_dir)], stdout=subprocess.PIPE, text=True)
