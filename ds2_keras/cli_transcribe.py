@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Sequence
 import click
 
 from .audio import AudioError, audio_info, load_audio
-from .cli_options import batch_size_option, model_file_option, progress_bar, quiet_progress
+from .cli_options import batch_size_option, decoder_options, model_file_option, progress_bar, quiet_progress
 from .transcribe import MAX_SECONDS, transcribe_files
 from .transcript_writers import FORMATS, output_path, printed_text, write_transcript
 
 if TYPE_CHECKING:
+    from .decoding import Decoder
+    from .decoder_settings import DecoderSettings
     from .model import DS2Model
 
 PROGRESS_SECONDS = 60.0  # a single file longer than this gets a progress bar
@@ -49,23 +51,29 @@ def header_seconds(paths: Sequence[Path]) -> float:
 @click.option("--chunk-ms", type=click.IntRange(min=10), default=160, show_default=True,
               help="With --stream: milliseconds of audio per chunk.")
 @click.option("--realtime", is_flag=True, help="With --stream: feed files no faster than they play.")
+@decoder_options
 def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: int, max_seconds: float,
                        output_format: str, output_dir: Path | None, stream: bool, chunk_ms: int,
-                       realtime: bool) -> None:
+                       realtime: bool, decoder: DecoderSettings) -> None:
     """Transcribe audio files (WAV, FLAC, MP3, ...; any rate, stereo mixed down).
 
-    Greedy decoding, exactly as the exported SavedModel does it; word times count from the
-    start of each file. An unreadable file is reported on stderr and the others are still
-    transcribed; the exit status is then 1. A progress bar (stderr) shows for several files or
-    more than a minute of audio, unless transcripts are printed to a terminal.
+    Greedy decoding by default, exactly as the exported SavedModel does it; --decoder beam
+    (with --lm, --hotword, --nbest) decodes the same logits by beam search, as `ds2 evaluate`
+    does. Word times count from the start of each file. An unreadable file is reported on
+    stderr and the others are still transcribed; the exit status is then 1. A progress bar
+    (stderr) shows for several files or more than a minute of audio, unless transcripts are
+    printed to a terminal.
     """
     from .checkpoints import load_model_file
     from .recognizer import recognizer
 
     _check_outputs(audio, output_format, output_dir)
     model = load_model_file(model_file, compile=False)  # its DS2Errors print as one line (OneLineErrors)
+    chosen = decoder.build(model.alphabet)  # a bad LM or hotword fails before any audio is read
+    if decoder.kind != "greedy":
+        click.echo(f"decoder: {chosen.description}", err=True)
     if stream:
-        return stream_files(model, audio, chunk_ms, realtime, output_format, output_dir)
+        return stream_files(model, audio, chunk_ms, realtime, output_format, output_dir, chosen)
     module = recognizer(model)
     total = header_seconds(audio)
     printing = output_dir is None and sys.stdout.isatty()  # the lines show the progress
@@ -73,7 +81,7 @@ def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: in
     failures = []
     progress = progress_bar if show_progress else quiet_progress
     with progress(max(round(total), 1), "transcribing") as advance:
-        for path, result in transcribe_files(module, audio, batch_size, max_seconds, advance):
+        for path, result in transcribe_files(module, audio, batch_size, max_seconds, advance, chosen):
             if isinstance(result, AudioError):
                 failures.append(result)
                 if len(audio) > 1:
@@ -103,8 +111,9 @@ def _check_outputs(audio: Sequence[Path], output_format: str, output_dir: Path |
 
 
 def stream_files(model: DS2Model, audio: Sequence[Path], chunk_ms: int, realtime: bool, output_format: str,
-                 output_dir: Path | None) -> None:
-    """`--stream`: partial transcripts on stderr as they change, the final result as --format/--output-dir say."""
+                 output_dir: Path | None, decoder: Decoder | None = None) -> None:
+    """`--stream`: partial transcripts on stderr as they change, the final result as --format/--output-dir say
+    (the beam's with a beam-search decoder; partials stay greedy)."""
     import time
 
     from .streaming import Streamer, StreamingRecognizer, array_chunks, pcm_chunks
@@ -116,7 +125,7 @@ def stream_files(model: DS2Model, audio: Sequence[Path], chunk_ms: int, realtime
     for path in audio:
         chunks = pcm_chunks(sys.stdin.buffer, chunk) if str(path) == "-" else array_chunks(
             load_audio(path, sample_rate), chunk)
-        streamer, shown, started = Streamer(recognizer), "", time.monotonic()
+        streamer, shown, started = Streamer(recognizer, decoder), "", time.monotonic()
         for index, samples in enumerate(chunks):
             if realtime and str(path) != "-":
                 time.sleep(max(0.0, started + index * chunk_ms / 1000 - time.monotonic()))

@@ -1,6 +1,7 @@
 """`ds2 evaluate` and `ds2 lm` end to end through the CLI, on the session's tiny trained model."""
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -90,9 +91,17 @@ def test_beam_search_with_a_built_lm_and_tuning(trained_model, corpus, tmp_path)
     assert result.exit_code == 0, result.output
     assert f"LM {lm.name}" in result.output
     tuned = run("lm", "tune", "--manifest", f"val:{corpus['val']}", "--model-file", trained_model, "--lm", lm,
-                "--alphas", "0.5,1", "--betas", "0,1")
+                "--alphas", "0.5,1", "--betas", "0,1", "--unk-scores", "-4,-8")
     assert tuned.exit_code == 0, tuned.output
-    assert "[4/4]" in tuned.output and "best: alpha" in tuned.output
+    assert "[8/8]" in tuned.output and "best: alpha" in tuned.output
+    saved = json.loads((tmp_path / "lm.arpa.tuned.json").read_text())
+    assert saved["alpha"] in (0.5, 1) and saved["beta"] in (0, 1) and saved["unk_score"] in (-4, -8)
+    assert f"saved to {tmp_path / 'lm.arpa.tuned.json'}" in tuned.output
+    # The tuned weights are used from now on, and the report says so; an explicit --alpha wins.
+    again = evaluate(trained_model, corpus["val"], "--decoder", "beam", "--lm", lm, "--wer", "--alpha", "2")
+    assert again.exit_code == 0, again.output
+    assert (f"alpha 2, beta {saved['beta']:g}, unk {saved['unk_score']:g}, beta, unk_score tuned in "
+            "lm.arpa.tuned.json") in again.output
 
 
 def test_lm_without_beam_decoder_is_refused(trained_model, corpus, tmp_path):
