@@ -110,3 +110,28 @@ def test_lm_without_beam_decoder_is_refused(trained_model, corpus, tmp_path):
     result = CliRunner().invoke(main, ["evaluate", "--manifest", f"val:{corpus['val']}", "--model-file",
                                        str(trained_model), "--lm", str(lm)])
     assert result.exit_code == 1 and "--lm needs --decoder beam" in result.output
+
+
+def test_transcribe_with_beam_and_lm_gives_evaluates_hypotheses(trained_model, corpus, tmp_path):
+    lm = tmp_path / "lm.arpa"
+    assert run("lm", "build", lm, "--manifest", corpus["train"], "--order", "2").exit_code == 0
+    beam = ["--decoder", "beam", "--lm", str(lm), "--beam-width", "16", "--hotword", "the:0.5"]
+    inference = tmp_path / "predictions.json"
+    result = evaluate(trained_model, corpus["val"], *beam, "--inference-file", inference)
+    assert result.exit_code == 0, result.output
+    table, _ = read_inference(inference)
+    transcribed = run("transcribe", "--model-file", trained_model, "--format", "json", "--nbest", "3", *beam,
+                      *table["audio_path"])
+    assert transcribed.exit_code == 0, transcribed.output
+    records = [json.loads(line) for line in transcribed.stdout.splitlines()]
+    assert [r["text"] for r in records] == table["prediction"].tolist()
+    assert any(r["text"] != g for r, g in zip(records, greedy_texts(trained_model, table["audio_path"])))
+    for record in records:
+        assert record["nbest"][0]["text"] == record["text"] and len({n["text"] for n in record["nbest"]}) == 3
+    assert f"decoder: beam search (width 16, LM {lm.name}" in transcribed.stderr
+
+
+def greedy_texts(model: Path, paths) -> list[str]:
+    result = run("transcribe", "--model-file", model, *paths)
+    assert result.exit_code == 0, result.output
+    return [line.split("\t", 1)[1] for line in result.stdout.splitlines()]
