@@ -227,6 +227,13 @@ class BeamSearchDecoder(Decoder):
             self.settings.unk_score if unk_score is None else unk_score))
         return other
 
+    def with_hotwords(self, hotwords: Sequence[Hotword]) -> BeamSearchDecoder:
+        """A decoder sharing this one's loaded LM and weights, favouring other phrases (per-utterance lists)."""
+        other = copy.copy(self)
+        other.hotwords = tuple(hotwords)
+        other._trie = HotwordTrie(other.hotwords) if other.hotwords else None
+        return other
+
     @property
     def description(self) -> str:
         extras = f", {len(self.hotwords)} hotwords" if self.hotwords else ""
