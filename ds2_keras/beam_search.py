@@ -34,6 +34,7 @@ from .alphabet import BLANK_INDEX, Alphabet
 _NEG_INF = -math.inf
 _NO_MATCH = -1  # hotword trie position of a word that cannot belong to any phrase
 _ROOT = 0
+_CONTEXT_CACHE = 200_000  # prefixes whose context is kept before the cache starts over
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class SearchSettings:
     beta: float = 1.0
     unk_score: float = -6.0
     beam_threshold: float = 25.0
-    token_min_prob: float = 1e-3
+    token_min_prob: float = math.exp(-5.0)  # pyctcdecode's token_min_logp
     token_mass: float = 0.999
 
 
@@ -143,6 +144,7 @@ class PrefixSearch:
         self._symbols = alphabet.symbols
         self._log_min = math.log(settings.token_min_prob)
         self._lm_cache: dict[str, tuple[object, float]] = {}
+        self._contexts: dict[str, _Context] = {}  # prefix -> its context, computed once
         start = _Context(0, lm.model.start(False) if lm else None, 0.0, 0.0, _ROOT, 0.0, 0.0)
         root = _Beam(start, ())
         root.blank = 0.0
@@ -173,6 +175,9 @@ class PrefixSearch:
         blank_score = float(row[BLANK_INDEX])
         frame = self.frames
         following: dict[str, _Beam] = {}
+        if len(self._contexts) > _CONTEXT_CACHE:
+            self._contexts = {prefix: beam.context for prefix, beam in self.beams.items()}
+        contexts = self._contexts
 
         def entry(prefix: str, context: _Context, frames: tuple[int, ...]) -> _Beam:
             beam = following.get(prefix)
@@ -196,9 +201,12 @@ class PrefixSearch:
                     same.nonblank = _logadd(same.nonblank, beam.blank + score)
                     continue
                 extended_prefix = prefix + self._symbols[token]
-                existing = following.get(extended_prefix) or self.beams.get(extended_prefix)
-                context = existing.context if existing is not None else self._extend(prefix, beam.context, token)
-                extended = entry(extended_prefix, context, beam.frames + (frame,))
+                extended = following.get(extended_prefix)
+                if extended is None:
+                    context = contexts.get(extended_prefix)
+                    if context is None:
+                        context = contexts[extended_prefix] = self._extend(prefix, beam.context, token)
+                    extended = following[extended_prefix] = _Beam(context, beam.frames + (frame,))
                 # A repeated character needs a blank between its two emissions.
                 source = beam.blank if token == last else total
                 extended.nonblank = _logadd(extended.nonblank, source + score)
@@ -220,7 +228,8 @@ class PrefixSearch:
         if self.lm is not None and word not in self.lm.prefixes:
             penalty = self.settings.unk_score
         node, pending = self._spell(context, character, at_word_start=len(word) == 1)
-        return context._replace(partial_penalty=penalty, hot_node=node, hot_pending=pending)
+        return _Context(context.word_start, context.lm_state, context.lm_score, penalty, node, pending,
+                        context.hot_kept)
 
     def _spell(self, context: _Context, character: str, at_word_start: bool) -> tuple[int, float]:
         """Hotword trie position and pending boost after one more letter."""
@@ -228,11 +237,12 @@ class PrefixSearch:
         if trie is None or context.hot_node == _NO_MATCH:
             return _NO_MATCH if trie is not None else _ROOT, 0.0
         child = trie.children[context.hot_node].get(character)
+        pending = context.hot_pending
         if child is None and at_word_start and context.hot_node != _ROOT:
-            child, context = trie.children[_ROOT].get(character), context._replace(hot_pending=0.0)
+            child, pending = trie.children[_ROOT].get(character), 0.0  # a phrase left; maybe another starts
         if child is None:
             return _NO_MATCH, 0.0  # left the phrase: its boost is taken back
-        return child, context.hot_pending + trie.boost[child]
+        return child, pending + trie.boost[child]
 
     def _close_word(self, prefix: str, context: _Context) -> _Context:
         """The context once the word being spelled at the end of `prefix` is complete."""
