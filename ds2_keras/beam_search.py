@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 import numpy as np
+from rapidfuzz.distance import Levenshtein
 from scipy.special import log_softmax
 
 from .alphabet import BLANK_INDEX, Alphabet
@@ -308,3 +309,19 @@ def search_path(result: SearchResult, log_probs: np.ndarray, alphabet: Alphabet)
                 break
             path[t] = symbol
     return path
+
+
+def word_posteriors(word_lists: Sequence[Sequence[str]], scores: Sequence[float], count: int) -> list[list[float]]:
+    """For each of the first `count` hypotheses, each word's posterior over all of them: the summed
+    softmax weight (of the scores) of the hypotheses a word-level alignment finds holding it too."""
+    weights = np.exp(np.asarray(scores, dtype=np.float64) - max(scores))
+    weights /= weights.sum()
+    posteriors = []
+    for words in word_lists[:count]:
+        support = np.zeros(len(words))
+        for other, weight in zip(word_lists, weights):
+            for tag, first, last, _, _ in Levenshtein.opcodes(list(words), list(other)):
+                if tag == "equal":
+                    support[first:last] += weight
+        posteriors.append(support.tolist())
+    return posteriors

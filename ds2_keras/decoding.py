@@ -23,7 +23,7 @@ from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 
 from .alphabet import BLANK_INDEX, ENGLISH_ALPHABET, Alphabet
-from .beam_search import Hotword, HotwordTrie, PrefixSearch, SearchSettings, WordLM, search_path
+from .beam_search import Hotword, HotwordTrie, PrefixSearch, SearchSettings, WordLM, search_path, word_posteriors
 from .errors import LanguageModelError
 from .words import Hypothesis, Word, hypotheses, word_outputs, words_from_paths
 
@@ -34,6 +34,7 @@ __all__ = ["BeamSearchDecoder", "Decoder", "GreedyDecoder", "Hotword", "Hypothes
            "greedy_decode_tf", "greedy_decode_utterances", "greedy_hypotheses", "greedy_outputs_tf",
            "read_lm_vocabulary", "words_from_paths"]
 
+CONFIDENCE_ALTERNATIVES = 16  # distinct hypotheses whose agreement weighs a beam word's confidence
 _UNKNOWN = "<unk>"  # the word KenLM maps every out-of-vocabulary word to
 _KENLM_BINARY_MAGIC = b"mmap lm "
 
@@ -194,6 +195,11 @@ class BeamSearchDecoder(Decoder):
     unk_score are unused. LM words needing characters outside the alphabet are left out, and
     upper-case LM words are matched lower-case. `nbest` > 1 attaches the best distinct
     hypotheses to each result (Hypothesis.nbest).
+
+    A word's confidence is its frame confidence (words.py: the geometric mean of its letters'
+    peak posteriors along the chosen path) times its posterior among the CONFIDENCE_ALTERNATIVES
+    best distinct hypotheses (the softmax weight of those that hold it too, aligned by words),
+    so a word the LM or a hotword chose over strong competitors is flagged as doubtful.
     """
 
     def __init__(self, lm_path: str | Path | None = None, alpha: float = 0.5, beta: float = 1.0,
@@ -250,11 +256,16 @@ class BeamSearchDecoder(Decoder):
     def result(self, search: PrefixSearch, log_probs: np.ndarray, *, frame_seconds: float) -> Hypothesis:
         """The Hypothesis (with its N-best when asked) of a search fed `log_probs` [T, classes], all of them."""
         log_probs = np.asarray(log_probs, dtype=np.float32).reshape(-1, self.alphabet.num_classes)
-        found = search.finish(self.nbest)
-        paths = np.stack([search_path(result, log_probs, self.alphabet) for result in found])
-        outputs = word_outputs(paths, np.repeat(log_probs[None], len(found), axis=0), np.full(len(found), len(log_probs)),
+        found = search.finish(max(self.nbest, CONFIDENCE_ALTERNATIVES))
+        kept = found[:self.nbest]
+        paths = np.stack([search_path(result, log_probs, self.alphabet) for result in kept])
+        outputs = word_outputs(paths, np.repeat(log_probs[None], len(kept), axis=0), np.full(len(kept), len(log_probs)),
                                frame_seconds, self.alphabet)
-        ranked = hypotheses({"transcripts": [r.text for r in found], "scores": [r.score for r in found], **outputs})
+        ranked = hypotheses({"transcripts": [r.text for r in kept], "scores": [r.score for r in kept], **outputs})
+        posteriors = word_posteriors([r.text.split() for r in found], [r.score for r in found], len(kept))
+        ranked = [dataclasses.replace(h, words=tuple(
+            dataclasses.replace(w, confidence=round(w.confidence * posterior, 4))
+            for w, posterior in zip(h.words, word_posterior))) for h, word_posterior in zip(ranked, posteriors)]
         return dataclasses.replace(ranked[0], nbest=tuple(ranked) if self.nbest > 1 else ())
 
     def decode(self, log_probs: np.ndarray, lengths: Sequence[int] | None = None, *,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ds2_keras.alphabet import ENGLISH_ALPHABET
+from ds2_keras.beam_search import word_posteriors
 from ds2_keras.decoder_settings import DecoderSettings, read_hotwords
 from ds2_keras.decoding import BeamSearchDecoder, Hotword, greedy_decode
 from ds2_keras.errors import DS2Error
@@ -97,3 +98,9 @@ def test_decoder_settings_check_options_and_hotword_files(tmp_path):
         DecoderSettings("beam", hotword_files=(tmp_path / "missing.txt",)).build(ENGLISH_ALPHABET)
     built = DecoderSettings("beam", hotwords=("new york:3", "cat"), nbest=2).build(ENGLISH_ALPHABET)
     assert built.hotwords == (Hotword("new york", 3.0), Hotword("cat", 2.0)) and built.nbest == 2
+
+
+def test_a_word_the_alternatives_disagree_on_has_a_lower_posterior():
+    lists = [["the", "cat", "sat"], ["the", "cot", "sat"], ["a", "cat", "sat"]]
+    posteriors = word_posteriors(lists, [0.0, np.log(0.5), np.log(0.5)], 2)
+    assert np.allclose(posteriors[0], [0.75, 0.75, 1.0]) and np.allclose(posteriors[1], [0.75, 0.25, 1.0])
