@@ -295,19 +295,31 @@ class PrefixSearch:
 
 
 def search_path(result: SearchResult, log_probs: np.ndarray, alphabet: Alphabet) -> np.ndarray:
-    """A frame-level CTC path [T] for a result: each character from its emission frame on, for as
-    long as it stays the frame's best symbol (so word ends and peak posteriors are as greedy's)."""
+    """A frame-level CTC path [T] for a result, so its words get times and confidences as greedy's do.
+
+    The search records the frame where each character was first emitted, often its onset, where
+    its posterior is still low. Each character is placed instead on the frame of its highest
+    posterior before the next character's emission (a frame earlier when the next is the same
+    character, so the two stay apart), widened to the run of frames around it where it is the
+    frame's best symbol.
+    """
     frames = len(log_probs)
     path = np.full(frames, BLANK_INDEX, dtype=np.int32)
-    best = np.asarray(log_probs).argmax(axis=-1) if frames else np.zeros(0, np.int64)
-    emissions = list(zip(result.frames, (alphabet.symbols.index(c) for c in result.prefix)))
+    log_probs = np.asarray(log_probs)
+    best = log_probs.argmax(axis=-1) if frames else np.zeros(0, np.int64)
+    emissions = [(start, alphabet.symbols.index(c)) for start, c in zip(result.frames, result.prefix)]
     for number, (start, symbol) in enumerate(emissions):
-        stop = emissions[number + 1][0] if number + 1 < len(emissions) else frames
-        path[start] = symbol
-        for t in range(start + 1, stop):
-            if best[t] != symbol:
-                break
-            path[t] = symbol
+        stop = frames
+        if number + 1 < len(emissions):
+            stop = emissions[number + 1][0] - (emissions[number + 1][1] == symbol)
+        stop = max(stop, start + 1)
+        peak = start + int(np.argmax(log_probs[start:stop, symbol]))
+        first, last = peak, peak
+        while first > start and best[first - 1] == symbol:
+            first -= 1
+        while last + 1 < stop and best[last + 1] == symbol:
+            last += 1
+        path[first:last + 1] = symbol
     return path
 
 
