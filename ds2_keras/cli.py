@@ -24,8 +24,8 @@ hide_tensorflow_start_up_info()  # the chatter TF prints before it reads TF_CPP_
 from ingest.commands import ingest  # noqa: E402
 
 from .cli_options import (  # noqa: E402
-    OneLineErrors, batch_size_option, config_from, manifest_option, manifest_paths, model_file_option, overrides_option,
-    parse_manifests, preset_option,
+    OneLineErrors, batch_size_option, beam_width_option, config_from, decoder_options, lm_option, manifest_option,
+    manifest_paths, model_file_option, overrides_option, parse_manifests, preset_option, vocabulary_option,
 )
 from .cli_transcribe import transcribe_command  # noqa: E402
 from .litert import QUANTIZATIONS  # noqa: E402
@@ -195,23 +195,6 @@ def parse_floats(text: str, option: str) -> list[float]:
         raise click.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=option) from None
 
 
-decoder_options = [
-    click.option("--decoder", type=click.Choice(["greedy", "beam"]), default="greedy", show_default=True),
-    click.option("--lm", "lm_path", type=click.Path(path_type=Path), help="ARPA (.arpa, .arpa.gz) or KenLM binary LM."),
-    click.option("--vocabulary", "vocabulary_path", type=click.Path(path_type=Path),
-                 help="Word list for a binary KenLM (an ARPA lists its own words)."),
-    click.option("--beam-width", type=click.IntRange(min=1), default=64, show_default=True),
-]
-
-
-def with_options(options):
-    def apply(function):
-        for option in reversed(options):
-            function = option(function)
-        return function
-    return apply
-
-
 @main.command()
 @manifest_option
 @model_file_option()
@@ -221,15 +204,12 @@ def with_options(options):
 @click.option("--pooling", type=click.Choice(["pooled", "mean"]), default="pooled", show_default=True,
               help="pooled: total edits / total reference length (standard); mean: per-utterance average (neon).")
 @batch_size_option(16)
-@with_options(decoder_options)
-@click.option("--alpha", type=float, default=0.5, show_default=True, help="LM weight.")
-@click.option("--beta", type=float, default=1.0, show_default=True, help="Word insertion bonus.")
+@decoder_options
 @click.option("--worst", type=int, default=5, show_default=True, help="How many worst utterances to show.")
 @click.option("--plots", "plots_dir", type=click.Path(path_type=Path), help="Save PNG plots of the errors here.")
-def evaluate(manifests, model_file, use_wer, inference_file, pooling, batch_size, decoder, lm_path, vocabulary_path,
-             beam_width, alpha, beta, worst, plots_dir):
+def evaluate(manifests, model_file, use_wer, inference_file, pooling, batch_size, decoder, worst, plots_dir):
     """Decode manifests with a model; print CER (or WER) and a short report."""
-    from .evaluate import DecoderChoice, evaluate as run_evaluate, save_inference_file
+    from .evaluate import evaluate as run_evaluate, save_inference_file
     from .fileio import check_writable
 
     paths = manifest_paths(manifests)
@@ -239,8 +219,7 @@ def evaluate(manifests, model_file, use_wer, inference_file, pooling, batch_size
         from .plots import check_evaluation_plots_writable
 
         check_evaluation_plots_writable(plots_dir)
-    choice = DecoderChoice(decoder, lm_path, alpha, beta, beam_width, vocabulary_path)
-    result = run_evaluate(model_file, paths, batch_size, choice, pooling)
+    result = run_evaluate(model_file, paths, batch_size, decoder, pooling)
     click.echo(result.report(worst))
     if inference_file:
         click.echo(f"inference file: {save_inference_file(result, inference_file, use_wer)}")
@@ -290,22 +269,32 @@ def lm_build(output, text_files, manifest_files, order, language):
 @lm.command("tune")
 @manifest_option
 @model_file_option()
-@click.option("--lm", "lm_path", type=click.Path(exists=True, path_type=Path), required=True)
-@click.option("--vocabulary", "vocabulary_path", type=click.Path(path_type=Path))
+@lm_option
+@vocabulary_option
 @click.option("--alphas", default="0.25,0.5,0.75,1.0,1.5", show_default=True)
 @click.option("--betas", default="0,0.5,1,2,3", show_default=True)
-@click.option("--beam-width", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--unk-scores", default="-10,-6,-3", show_default=True)
+@beam_width_option
 @batch_size_option(16)
-def lm_tune(manifests, model_file, lm_path, vocabulary_path, alphas, betas, beam_width, batch_size):
-    """Grid-search alpha (LM weight) and beta (word bonus) for the lowest WER on a val manifest."""
+def lm_tune(manifests, model_file, lm_path, vocabulary_path, alphas, betas, unk_scores, beam_width, batch_size):
+    """Grid-search alpha (LM weight), beta (word bonus) and the unknown-word score for the lowest WER on a
+    val manifest; save the best beside the LM (<lm>.tuned.json), where beam decoding finds them."""
     from .checkpoints import load_model_file
+    from .decoder_settings import save_tuned_weights
     from .evaluate import infer_manifests
     from .lm import grid_search
 
-    paths = manifest_paths(manifests)
-    alpha_values, beta_values = parse_floats(alphas, "--alphas"), parse_floats(betas, "--betas")
-    result = infer_manifests(load_model_file(model_file, compile=False), paths, batch_size)
+    if lm_path is None:
+        raise click.UsageError("ds2 lm tune needs --lm")
+    grid = {"alpha": parse_floats(alphas, "--alphas"), "beta": parse_floats(betas, "--betas"),
+            "unk_score": parse_floats(unk_scores, "--unk-scores")}
+    if not lm_path.is_file():
+        raise click.BadParameter(f"{lm_path}: language model not found", param_hint="--lm")
+    result = infer_manifests(load_model_file(model_file, compile=False), manifest_paths(manifests), batch_size)
     logits = result.inference.logits
     references = result.utterances.rows["text"].to_numpy()[result.inference.indices].tolist()
-    grid_search(logits, [len(scores) for scores in logits], references, lm_path, alpha_values, beta_values,
-                beam_width, vocabulary_path=vocabulary_path, alphabet=result.alphabet)
+    best, table = grid_search(logits, [len(scores) for scores in logits], references, lm_path, grid, beam_width,
+                              vocabulary_path=vocabulary_path, alphabet=result.alphabet, echo=click.echo)
+    saved = save_tuned_weights(lm_path, best, {"wer": float(table.iloc[0].wer), "cer": float(table.iloc[0].cer),
+                                               "beam_width": beam_width, "utterances": len(references)})
+    click.echo(f"saved to {saved}: `--decoder beam --lm {lm_path}` uses these weights unless given others")

@@ -3,6 +3,7 @@ the command group that shows a DS2Error as one `Error:` line."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 from pathlib import Path
 from typing import Callable, Iterator
@@ -81,3 +82,45 @@ def config_from(preset: str, overrides: tuple[str, ...]) -> DS2Config:
         return load_preset(preset).with_overrides(list(overrides))
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+
+
+lm_option = click.option("--lm", "lm_path", type=click.Path(path_type=Path),
+                         help="Word n-gram LM: ARPA (.arpa, .arpa.gz) or KenLM binary; needs --decoder beam.")
+vocabulary_option = click.option("--vocabulary", "vocabulary_path", type=click.Path(path_type=Path),
+                                 help="Word list for a binary KenLM (an ARPA lists its own words).")
+beam_width_option = click.option("--beam-width", type=click.IntRange(min=1), default=64, show_default=True,
+                                 help="Hypotheses kept per frame by the beam search.")
+DECODER_OPTIONS = [
+    click.option("--decoder", "decoder_kind", type=click.Choice(["greedy", "beam"]), default="greedy",
+                 show_default=True, help="greedy: the exported model's argmax; beam: prefix beam search."),
+    lm_option,
+    vocabulary_option,
+    click.option("--alpha", type=float, default=None,
+                 help="LM weight [default: the LM's tuned weight (ds2 lm tune), else 0.5]."),
+    click.option("--beta", type=float, default=None, help="Bonus per word [default: tuned, else 1.0]."),
+    click.option("--unk-score", type=float, default=None,
+                 help="Score of a word the LM does not know, instead of its LM score [default: tuned, else -6]."),
+    beam_width_option,
+    click.option("--hotword", "hotwords", multiple=True, metavar="PHRASE[:BOOST]",
+                 help="Favour a word or phrase; BOOST per letter [default: 2] (repeatable; needs --decoder beam)."),
+    click.option("--hotwords", "hotword_files", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+                 help="Hotwords from a file, one PHRASE[:BOOST] per line."),
+    click.option("--nbest", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Keep the N best distinct hypotheses with their scores (beam; JSON output)."),
+]
+
+
+def decoder_options(function):
+    """Declare the decoder options on a command, which receives them as one `decoder` (DecoderSettings)."""
+    @functools.wraps(function)
+    def command(*args, decoder_kind, lm_path, vocabulary_path, alpha, beta, unk_score, beam_width, hotwords,
+                hotword_files, nbest, **kwargs):
+        from .decoder_settings import DecoderSettings
+
+        settings = DecoderSettings(decoder_kind, lm_path, alpha, beta, unk_score, beam_width, vocabulary_path,
+                                   tuple(hotwords), tuple(hotword_files), nbest)
+        return function(*args, decoder=settings, **kwargs)
+
+    for option in reversed(DECODER_OPTIONS):
+        command = option(command)
+    return command

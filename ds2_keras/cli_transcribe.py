@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import click
 
 from .audio import AudioError, audio_info, load_audio
-from .cli_options import batch_size_option, model_file_option, progress_bar, quiet_progress
+from .cli_options import batch_size_option, decoder_options, model_file_option, progress_bar, quiet_progress
 from .transcribe import MAX_SECONDS, transcribe_files
 from .transcript_writers import FORMATS, output_path, printed_text, write_transcript
 
 if TYPE_CHECKING:
+    from .decoder_settings import DecoderSettings
+    from .decoding import Decoder
     from .words import Hypothesis
 
 PROGRESS_SECONDS = 60.0  # a single file longer than this gets a progress bar
@@ -49,20 +51,26 @@ def header_seconds(paths: Sequence[Path]) -> float:
 @click.option("--chunk-ms", type=click.IntRange(min=10), default=160, show_default=True,
               help="With --stream: milliseconds of audio per chunk.")
 @click.option("--realtime", is_flag=True, help="With --stream: feed files no faster than they play.")
+@decoder_options
 def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: int, max_seconds: float,
                        output_format: str, output_dir: Path | None, stream: bool, chunk_ms: int,
-                       realtime: bool) -> None:
+                       realtime: bool, decoder: DecoderSettings) -> None:
     """Transcribe audio files (WAV, FLAC, MP3, ...; any rate, stereo mixed down).
 
     --model-file takes a .keras model file or a LiteRT export (.tflite, with its .json beside it).
 
-    Greedy decoding, exactly as the exported SavedModel does it; word times count from the
-    start of each file. An unreadable file is reported on stderr and the others are still
-    transcribed; the exit status is then 1. A progress bar (stderr) shows for several files or
-    more than a minute of audio, unless transcripts are printed to a terminal.
+    Greedy decoding by default, exactly as the exported SavedModel does it; --decoder beam
+    (with --lm, --hotword, --nbest) decodes the same logits by beam search, as `ds2 evaluate`
+    does. Word times count from the start of each file. An unreadable file is reported on
+    stderr and the others are still transcribed; the exit status is then 1. A progress bar
+    (stderr) shows for several files or more than a minute of audio, unless transcripts are
+    printed to a terminal.
     """
     _check_outputs(audio, output_format, output_dir)
-    module, start_stream, sample_rate = _recognizers(model_file, stream)  # DS2Errors print as one line
+    # DS2Errors (a bad model file, LM or hotword) print as one line, before any audio is read
+    module, start_stream, sample_rate, chosen = _recognizers(model_file, stream, decoder)
+    if decoder.kind != "greedy":
+        click.echo(f"decoder: {chosen.description}", err=True)
     if stream:
         return stream_files(start_stream, sample_rate, audio, chunk_ms, realtime, output_format, output_dir)
     total = header_seconds(audio)
@@ -71,7 +79,7 @@ def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: in
     failures = []
     progress = progress_bar if show_progress else quiet_progress
     with progress(max(round(total), 1), "transcribing") as advance:
-        for path, result in transcribe_files(module, audio, batch_size, max_seconds, advance):
+        for path, result in transcribe_files(module, audio, batch_size, max_seconds, advance, chosen):
             if isinstance(result, AudioError):
                 failures.append(result)
                 if len(audio) > 1:
@@ -83,28 +91,34 @@ def transcribe_command(model_file: Path, audio: tuple[Path, ...], batch_size: in
     _raise_failures(failures, len(audio))
 
 
-def _recognizers(model_file: Path, stream: bool) -> tuple[object, Callable[[], object] | None, int]:
-    """(offline recognizer, a new stream's streamer factory, sample rate) of a .keras or LiteRT .tflite file.
+def _recognizers(model_file: Path, stream: bool, decoder: DecoderSettings
+                 ) -> tuple[object, Callable[[], object] | None, int, Decoder]:
+    """(offline recognizer, a new stream's streamer factory, sample rate, decoder) of a .keras or LiteRT
+    .tflite file, the decoder built for the model's alphabet.
 
     Only what the command needs is built: the streamer factory with --stream, else the recognizer.
     """
+    from .decoding import GreedyDecoder
     from .litert_runtime import LiteRTModel, is_litert_file
 
     if is_litert_file(model_file):
         litert = LiteRTModel(model_file)
+        chosen = decoder.build(litert.alphabet)
         if stream:
             litert.streamer()  # refused now if the export cannot stream
-        return litert, litert.streamer, litert.sample_rate
+        beam = None if isinstance(chosen, GreedyDecoder) else chosen  # greedy stays the runtime's own
+        return litert, lambda: litert.streamer(beam), litert.sample_rate, chosen
     from .checkpoints import load_model_file
     from .recognizer import recognizer
 
     model = load_model_file(model_file, compile=False)
+    chosen = decoder.build(model.alphabet)
     if not stream:
-        return recognizer(model), None, model.ds2_config.sample_rate
+        return recognizer(model), None, model.ds2_config.sample_rate, chosen
     from .streaming import Streamer, StreamingRecognizer
 
     streaming = StreamingRecognizer(model)  # one trace for every file
-    return None, lambda: Streamer(streaming), model.ds2_config.sample_rate
+    return None, lambda: Streamer(streaming, chosen), model.ds2_config.sample_rate, chosen
 
 
 def _check_outputs(audio: Sequence[Path], output_format: str, output_dir: Path | None) -> None:
@@ -123,7 +137,8 @@ def _check_outputs(audio: Sequence[Path], output_format: str, output_dir: Path |
 
 def stream_files(start_stream: Callable[[], object], sample_rate: int, audio: Sequence[Path], chunk_ms: int,
                  realtime: bool, output_format: str, output_dir: Path | None) -> None:
-    """`--stream`: partial transcripts on stderr as they change, the final result as --format/--output-dir say.
+    """`--stream`: partial transcripts on stderr as they change, the final result as --format/--output-dir say
+    (the beam's with a beam-search decoder; partials stay greedy).
 
     start_stream() gives a new stream's streamer (streaming.Streamer or litert_runtime.LiteRTStreamer):
     feed(chunk) and finish() return Hypotheses. As offline: a file that cannot be read is reported

@@ -3,8 +3,8 @@
 Greedy decoding is the neon seed's: argmax per frame, collapse repeats, drop blanks. Its text
 exists twice, in numpy (fast, for per-epoch validation) and in TF ops (for the exported
 SavedModel), and tests keep the two identical; its Hypotheses come from the TF ops. Beam search
-runs on flashlight-text's C++ CTC decoders (with KenLM built in), so a word n-gram LM (ARPA,
-gzipped ARPA or KenLM binary) can rescore hypotheses. Both decoders hand their frame-level
+is beam_search.PrefixSearch, with a word n-gram LM (ARPA, gzipped ARPA or KenLM binary, read by
+flashlight-text's KenLM wrapper), unknown words, hotwords and N-best. Both decoders hand their frame-level
 path to words.words_from_paths, so word times and confidences are computed one way. Every
 decoder reads the scores through the model's Alphabet (config.alphabet), and refuses scores
 with another number of classes.
@@ -12,37 +12,31 @@ with another number of classes.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import gzip
-import itertools
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from flashlight.lib.text import decoder as fl
 from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
-from scipy.special import log_softmax
 
 from .alphabet import BLANK_INDEX, ENGLISH_ALPHABET, Alphabet
+from .beam_search import Hotword, HotwordTrie, PrefixSearch, SearchSettings, WordLM, search_path, word_posteriors
 from .errors import LanguageModelError
 from .words import Hypothesis, Word, hypotheses, word_outputs, words_from_paths
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
-__all__ = ["BeamSearchDecoder", "Decoder", "GreedyDecoder", "Hypothesis", "Word", "greedy_decode",
+__all__ = ["BeamSearchDecoder", "Decoder", "GreedyDecoder", "Hotword", "Hypothesis", "Word", "greedy_decode",
            "greedy_decode_tf", "greedy_decode_utterances", "greedy_hypotheses", "greedy_outputs_tf",
            "read_lm_vocabulary", "words_from_paths"]
 
+CONFIDENCE_ALTERNATIVES = 16  # distinct hypotheses whose agreement weighs a beam word's confidence
 _UNKNOWN = "<unk>"  # the word KenLM maps every out-of-vocabulary word to
 _KENLM_BINARY_MAGIC = b"mmap lm "
-
-
-def _closing_frame_scores(alphabet: Alphabet) -> np.ndarray:
-    """Scores for the frame appended after the last one: certainly a space, so the final word ends."""
-    return np.where(np.arange(alphabet.num_classes) == alphabet.space_index, 0.0, -1e4).astype(np.float32)
 
 
 def _valid_frames(log_probs: np.ndarray, lengths: Sequence[int] | None, alphabet: Alphabet) -> np.ndarray:
@@ -193,115 +187,121 @@ def read_lm_vocabulary(lm_path: Path, vocabulary_path: Path | None = None) -> li
 
 
 class BeamSearchDecoder(Decoder):
-    """CTC beam search, optionally with a word n-gram LM: score = log p_ctc + alpha ln p_lm + beta words.
+    """CTC prefix beam search (beam_search.PrefixSearch), optionally with a word n-gram LM and hotwords.
 
-    alpha weighs the LM's natural-log probability (KenLM's log10 is converted) and beta is a
-    bonus per word, as in the Deep Speech 2 paper. With an LM, outputs are restricted to the LM
-    vocabulary (flashlight's lexicon decoder; words needing characters outside the alphabet are
-    dropped, upper-case LM words are matched lower-case). Without one it is a plain prefix beam
-    search over characters, and alpha and beta are unused.
+    score = log p_ctc + alpha ln p_lm + beta words + unk_score per word the LM does not know +
+    hotword boosts. alpha weighs the LM's natural-log probability (KenLM's log10 is converted)
+    and beta is a bonus per word, as in the Deep Speech 2 paper; without an LM alpha, beta and
+    unk_score are unused. LM words needing characters outside the alphabet are left out, and
+    upper-case LM words are matched lower-case. `nbest` > 1 attaches the best distinct
+    hypotheses to each result (Hypothesis.nbest).
+
+    A word's confidence is its frame confidence (words.py: the geometric mean of its letters'
+    peak posteriors along the chosen path) times its posterior among the CONFIDENCE_ALTERNATIVES
+    best distinct hypotheses (the softmax weight of those that hold it too, aligned by words),
+    so a word the LM or a hotword chose over strong competitors is flagged as doubtful.
     """
 
     def __init__(self, lm_path: str | Path | None = None, alpha: float = 0.5, beta: float = 1.0,
-                 beam_width: int = 64, *, vocabulary_path: str | Path | None = None,
-                 beam_threshold: float = 25.0, token_beam_width: int | None = None,
-                 alphabet: Alphabet = ENGLISH_ALPHABET):
+                 beam_width: int = 64, *, vocabulary_path: str | Path | None = None, unk_score: float = -6.0,
+                 hotwords: Sequence[Hotword] = (), nbest: int = 1, alphabet: Alphabet = ENGLISH_ALPHABET,
+                 weights_note: str = ""):
         self.lm_path = None if lm_path is None else Path(lm_path)
-        self.alpha, self.beta, self.alphabet = alpha, beta, alphabet
-        self.beam_width, self.beam_threshold = beam_width, beam_threshold
-        self.token_beam_width = token_beam_width or alphabet.num_classes
-        if self.lm_path is None:
-            self._lm, self._trie, self._words = None, None, []
-        else:
-            self._load_lm(Path(vocabulary_path) if vocabulary_path else None)
+        self.alphabet, self.nbest, self.weights_note = alphabet, nbest, weights_note
+        self.settings = SearchSettings(beam_width=beam_width, alpha=alpha, beta=beta, unk_score=unk_score)
+        self.hotwords = tuple(hotwords)
+        self._trie = HotwordTrie(self.hotwords) if self.hotwords else None
+        self._lm = None if self.lm_path is None else load_word_lm(
+            self.lm_path, Path(vocabulary_path) if vocabulary_path else None, alphabet)
 
-    def _load_lm(self, vocabulary_path: Path | None) -> None:
-        if not self.lm_path.is_file():
-            raise LanguageModelError(f"{self.lm_path}: language model not found")
-        alphabet = self.alphabet
-        words = [w for w in dict.fromkeys(read_lm_vocabulary(self.lm_path, vocabulary_path))
-                 if set(w.lower()) <= alphabet.letters]
-        if not words:
-            raise LanguageModelError(f"{self.lm_path}: no LM word can be spelled with the model's alphabet "
-                                     f"{alphabet.characters!r}")
-        self._words = [word.lower() for word in words] + [_UNKNOWN]
-        try:
-            self._lm = KenLM(str(self.lm_path), Dictionary(words + [_UNKNOWN]))
-        except RuntimeError as error:
-            raise LanguageModelError(f"{self.lm_path}: KenLM cannot load it ({error})") from None
-        # Every spelling ends in a space, so a word counts only once the model has said it whole.
-        self._trie = fl.Trie(alphabet.num_classes, alphabet.space_index)
-        start = self._lm.start(False)
-        for index, word in enumerate(self._words[:-1]):
-            spelling = [*alphabet.encode(word), alphabet.space_index]
-            self._trie.insert(spelling, index, self._lm.score(start, index)[1])
-        self._trie.smear(fl.SmearingMode.MAX)
+    @property
+    def alpha(self) -> float:
+        return self.settings.alpha
 
-    def with_weights(self, alpha: float, beta: float) -> BeamSearchDecoder:
+    @property
+    def beta(self) -> float:
+        return self.settings.beta
+
+    @property
+    def beam_width(self) -> int:
+        return self.settings.beam_width
+
+    def with_weights(self, alpha: float, beta: float, unk_score: float | None = None) -> BeamSearchDecoder:
         """A decoder sharing this one's loaded LM, with other weights (for grid search)."""
         other = copy.copy(self)
-        other.alpha, other.beta = alpha, beta
+        other.settings = dataclasses.replace(self.settings, alpha=alpha, beta=beta, unk_score=(
+            self.settings.unk_score if unk_score is None else unk_score))
+        return other
+
+    def with_hotwords(self, hotwords: Sequence[Hotword]) -> BeamSearchDecoder:
+        """A decoder sharing this one's loaded LM and weights, favouring other phrases (per-utterance lists)."""
+        other = copy.copy(self)
+        other.hotwords = tuple(hotwords)
+        other._trie = HotwordTrie(other.hotwords) if other.hotwords else None
         return other
 
     @property
     def description(self) -> str:
+        extras = f", {len(self.hotwords)} hotwords" if self.hotwords else ""
         if self.lm_path is None:
-            return f"beam search (width {self.beam_width}, no LM)"
-        return (f"beam search (width {self.beam_width}, LM {self.lm_path.name}, "
-                f"alpha {self.alpha:g}, beta {self.beta:g})")
+            return f"beam search (width {self.beam_width}, no LM{extras})"
+        note = f", {self.weights_note}" if self.weights_note else ""
+        return (f"beam search (width {self.beam_width}, LM {self.lm_path.name}, alpha {self.alpha:g}, "
+                f"beta {self.beta:g}, unk {self.settings.unk_score:g}{note}{extras})")
 
-    def _decoder(self):
-        if self._lm is None:
-            options = fl.LexiconFreeDecoderOptions(
-                self.beam_width, self.token_beam_width, self.beam_threshold, 0.0, 0.0, True,
-                fl.CriterionType.CTC)
-            return fl.LexiconFreeDecoder(options, fl.ZeroLM(), self.alphabet.space_index, BLANK_INDEX, [])
-        options = fl.LexiconDecoderOptions(
-            self.beam_width, self.token_beam_width, self.beam_threshold, self.alpha * math.log(10),
-            self.beta, -math.inf, 0.0, True, fl.CriterionType.CTC)
-        unknown = len(self._words) - 1
-        return fl.LexiconDecoder(options, self._trie, self._lm, self.alphabet.space_index, BLANK_INDEX, unknown, [],
-                                 False)
+    def start(self) -> PrefixSearch:
+        """A search to feed frame by frame (streaming); end it with `result`."""
+        return PrefixSearch(self.alphabet, self.settings, self._lm, self._trie)
 
-    def _search(self, decoder, log_probs: np.ndarray) -> tuple[str, np.ndarray, float]:
-        """(text, path, score) of one utterance's [T, classes] scores; the path holds T symbols.
-
-        flashlight's `tokens` is the best beam's frame-level path with one extra token (the
-        word separator) before the first frame and after the last; the closing frame we append
-        for the LM is dropped too.
-        """
-        emissions = log_softmax(np.asarray(log_probs, dtype=np.float32), axis=-1)
-        frames = len(emissions)
-        if self._lm is not None:
-            emissions = np.vstack([emissions, _closing_frame_scores(self.alphabet)])
-        emissions = np.ascontiguousarray(emissions, dtype=np.float32)
-        results = decoder.decode(emissions.ctypes.data, *emissions.shape)
-        if not results:
-            return "", np.full(frames, BLANK_INDEX), 0.0
-        path = np.asarray(results[0].tokens[1:frames + 1])
-        if self._lm is not None:
-            text = " ".join(self._words[i] for i in results[0].words if i >= 0)
-        else:
-            text = " ".join(self.alphabet.decode(t for t, _ in itertools.groupby(path)).split())
-        return text, path, float(results[0].score)
-
-    def _search_batch(self, log_probs: np.ndarray, lengths: Sequence[int] | None):
-        decoder = self._decoder()
-        return [self._search(decoder, utterance[:length])
-                for utterance, length in zip(log_probs, _valid_frames(log_probs, lengths, self.alphabet))]
-
-    def transcripts(self, log_probs: np.ndarray, lengths: Sequence[int] | None = None) -> list[str]:
-        """Texts only of a [B, T, classes] batch (no word timings), for callers that score texts."""
-        return [text for text, _, _ in self._search_batch(np.asarray(log_probs), lengths)]
+    def result(self, search: PrefixSearch, log_probs: np.ndarray, *, frame_seconds: float) -> Hypothesis:
+        """The Hypothesis (with its N-best when asked) of a search fed `log_probs` [T, classes], all of them."""
+        log_probs = np.asarray(log_probs, dtype=np.float32).reshape(-1, self.alphabet.num_classes)
+        found = search.finish(max(self.nbest, CONFIDENCE_ALTERNATIVES))
+        kept = found[:self.nbest]
+        paths = np.stack([search_path(result, log_probs, self.alphabet) for result in kept])
+        outputs = word_outputs(paths, np.repeat(log_probs[None], len(kept), axis=0), np.full(len(kept), len(log_probs)),
+                               frame_seconds, self.alphabet)
+        ranked = hypotheses({"transcripts": [r.text for r in kept], "scores": [r.score for r in kept], **outputs})
+        posteriors = word_posteriors([r.text.split() for r in found], [r.score for r in found], len(kept))
+        ranked = [dataclasses.replace(h, words=tuple(
+            dataclasses.replace(w, confidence=round(w.confidence * posterior, 4))
+            for w, posterior in zip(h.words, word_posterior))) for h, word_posterior in zip(ranked, posteriors)]
+        return dataclasses.replace(ranked[0], nbest=tuple(ranked) if self.nbest > 1 else ())
 
     def decode(self, log_probs: np.ndarray, lengths: Sequence[int] | None = None, *,
                frame_seconds: float) -> list[Hypothesis]:
         log_probs = np.asarray(log_probs, dtype=np.float32)
-        searched = self._search_batch(log_probs, lengths)
-        paths = np.full(log_probs.shape[:2], BLANK_INDEX, dtype=np.int32)
-        for row, (_, path, _) in enumerate(searched):
-            paths[row, :len(path)] = path
-        words = word_outputs(paths, log_probs, _valid_frames(log_probs, lengths, self.alphabet), frame_seconds,
-                             self.alphabet)
-        return hypotheses({"transcripts": [text for text, _, _ in searched],
-                           "scores": [score for _, _, score in searched], **words})
+        results = []
+        for utterance, length in zip(log_probs, _valid_frames(log_probs, lengths, self.alphabet)):
+            search = self.start()
+            search.advance(utterance[:length])
+            results.append(self.result(search, utterance[:length], frame_seconds=frame_seconds))
+        return results
+
+    def transcripts(self, log_probs: np.ndarray, lengths: Sequence[int] | None = None) -> list[str]:
+        """Texts only of a [B, T, classes] batch (no word timings), for callers that score texts."""
+        log_probs = np.asarray(log_probs, dtype=np.float32)
+        texts = []
+        for utterance, length in zip(log_probs, _valid_frames(log_probs, lengths, self.alphabet)):
+            search = self.start()
+            search.advance(utterance[:length])
+            texts.append(search.finish()[0].text)
+        return texts
+
+
+def load_word_lm(lm_path: Path, vocabulary_path: Path | None, alphabet: Alphabet) -> WordLM:
+    """The LM through flashlight's KenLM wrapper, with its words the alphabet can spell (lower case)."""
+    if not lm_path.is_file():
+        raise LanguageModelError(f"{lm_path}: language model not found")
+    words = [w for w in dict.fromkeys(read_lm_vocabulary(lm_path, vocabulary_path))
+             if w != _UNKNOWN and set(w.lower()) <= alphabet.letters]
+    if not words:
+        raise LanguageModelError(f"{lm_path}: no LM word can be spelled with the model's alphabet "
+                                 f"{alphabet.characters!r}")
+    try:
+        model = KenLM(str(lm_path), Dictionary(words + [_UNKNOWN]))
+    except RuntimeError as error:
+        raise LanguageModelError(f"{lm_path}: KenLM cannot load it ({error})") from None
+    index = {word.lower(): i for i, word in enumerate(words)}
+    prefixes = frozenset(word[:end] for word in index for end in range(1, len(word) + 1))
+    return WordLM(model, index, prefixes, len(words))

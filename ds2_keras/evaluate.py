@@ -14,7 +14,8 @@ import numpy as np
 from .checkpoints import load_model_file
 from .data import Utterances, evaluation_utterances
 from .alphabet import Alphabet
-from .decoding import BeamSearchDecoder, Decoder, GreedyDecoder, Hypothesis
+from .decoder_settings import DecoderSettings
+from .decoding import Decoder, Hypothesis
 from .errors import DS2Error
 from .frames import output_frame_seconds
 from .inference import Inference, run_inference
@@ -23,27 +24,6 @@ from .inference_file import inference_table, write_inference
 from .manifest import read_manifests
 from .metrics import ErrorRate, cer, wer
 from .report import format_report
-
-
-@dataclass
-class DecoderChoice:
-    """Greedy (the seed's decoder) or beam search with an optional n-gram LM."""
-
-    kind: str = "greedy"
-    lm_path: Path | None = None
-    alpha: float = 0.5
-    beta: float = 1.0
-    beam_width: int = 64
-    vocabulary_path: Path | None = None
-
-    def build(self, alphabet: Alphabet) -> Decoder:
-        """The decoder, reading scores over `alphabet` (the model's)."""
-        if self.kind == "greedy":
-            if self.lm_path:
-                raise DS2Error("--lm needs --decoder beam")
-            return GreedyDecoder(alphabet)
-        return BeamSearchDecoder(self.lm_path, self.alpha, self.beta, self.beam_width,
-                                 vocabulary_path=self.vocabulary_path, alphabet=alphabet)
 
 
 def decode_all(inference: Inference, decoder: Decoder, frame_seconds: float) -> list[Hypothesis]:
@@ -108,7 +88,7 @@ def infer_manifests(model: DS2Model, manifests: list[Path], batch_size: int) -> 
                              output_frame_seconds(model.ds2_config), model.alphabet)
 
 
-def evaluate(model_file: Path, manifests: list[Path], batch_size: int, decoder: DecoderChoice,
+def evaluate(model_file: Path, manifests: list[Path], batch_size: int, decoder: DecoderSettings,
              pooling: str = "pooled") -> Evaluation:
     model = load_model_file(model_file, compile=False)
     chosen = decoder.build(model.alphabet)  # fail on a bad LM before the slow part

@@ -15,7 +15,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from .config import DS2Config
 from .errors import DS2Error, FileError
 from .frames import output_frames
 from .words import Hypothesis, greedy_hypothesis
+
+if TYPE_CHECKING:
+    from .decoding import Decoder
 
 SIDECAR_FORMAT = "ds2-litert/1"
 _TFLITE_MAGIC = b"TFL3"  # a flatbuffer's file identifier, bytes 4-8
@@ -95,14 +98,15 @@ class LiteRTModel:
         outputs = self._offline(waveforms=waveform[None], lengths=np.array([len(waveform)], np.int32))
         return outputs["logits"][0, : int(outputs["logit_lengths"][0])]
 
-    def transcribe(self, waveform: np.ndarray) -> Hypothesis:
-        return greedy_hypothesis(self.logits(waveform), self.frame_seconds, self.alphabet)
+    def transcribe(self, waveform: np.ndarray, decoder: Decoder | None = None) -> Hypothesis:
+        """Greedy, or by `decoder` (a decoding.Decoder: beam search, LM, hotwords) on the same logits."""
+        return decode_logits(self.logits(waveform), self, decoder)
 
-    def streamer(self) -> LiteRTStreamer:
+    def streamer(self, decoder: Decoder | None = None) -> LiteRTStreamer:
         if "stream_step" not in self.facts["signatures"]:
             raise LiteRTModelError(self.path, "this export has no stream_step: it was made from a model "
                                               "not trained with streaming=true")
-        return LiteRTStreamer(self)
+        return LiteRTStreamer(self, decoder)
 
 
 class LiteRTStreamer:
@@ -116,7 +120,10 @@ class LiteRTStreamer:
     offline signature's on the whole audio.
     """
 
-    def __init__(self, model: LiteRTModel):
+    def __init__(self, model: LiteRTModel, decoder: Decoder | None = None):
+        """Partial results are greedy; the final one is `decoder`'s, when given, over every released frame
+        (which, for float exports, equals its offline result)."""
+        self._decoder = decoder
         contract = model.facts["signatures"]["stream_step"]
         self.model = model
         self._step = model.interpreter.get_signature_runner("stream_step")
@@ -147,7 +154,8 @@ class LiteRTStreamer:
         total = int(output_frames(self._samples, self.model.config))
         audio = np.zeros(self._size, np.float32)
         audio[: len(self._pending)] = self._pending
-        return self._release([self._run(audio, max(total - self._made, 0), final=True)])
+        greedy = self._release([self._run(audio, max(total - self._made, 0), final=True)])
+        return greedy if self._decoder is None else decode_logits(self.logits, self.model, self._decoder)
 
     def _run(self, audio: np.ndarray, valid: int, final: bool) -> np.ndarray:
         outputs = self._step(audio=audio[None], valid=np.array(valid, np.int32), **self.state)
@@ -162,6 +170,13 @@ class LiteRTStreamer:
         """Keep the released logits; the greedy result of every frame released so far."""
         self.logits = np.concatenate([self.logits, *pieces])
         return greedy_hypothesis(self.logits, self.model.frame_seconds, self.model.alphabet)
+
+
+def decode_logits(logits: np.ndarray, model: LiteRTModel, decoder: Decoder | None) -> Hypothesis:
+    """One utterance's [frames, classes] logits decoded greedily, or by `decoder` when given."""
+    if decoder is None:
+        return greedy_hypothesis(logits, model.frame_seconds, model.alphabet)
+    return decoder.decode_utterance(logits, frame_seconds=model.frame_seconds)
 
 
 def load_waveform(path: str | Path, sample_rate: int) -> np.ndarray:

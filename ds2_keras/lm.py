@@ -8,9 +8,10 @@ go straight to decoding.BeamSearchDecoder.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -175,31 +176,37 @@ def build_arpa(sentences: Iterable[str], path: str | Path, order: int = 3) -> Pa
 
 
 def grid_search(log_probs_list: Sequence[np.ndarray], lengths: Sequence[int], references: Sequence[str],
-                lm_path: str | Path, alphas: Sequence[float], betas: Sequence[float], beam_width: int = 64,
+                lm_path: str | Path, grid: Mapping[str, Sequence[float]], beam_width: int = 64,
                 *, vocabulary_path: str | Path | None = None, alphabet: Alphabet = ENGLISH_ALPHABET,
-                echo: Callable[[str], None] = print) -> tuple[float, float, pd.DataFrame]:
-    """Decode a validation set at every (alpha, beta) and pick the pair with the lowest pooled WER.
+                echo: Callable[[str], None] = print) -> tuple[dict[str, float], pd.DataFrame]:
+    """Decode a validation set at every combination of weights and pick the one with the lowest pooled WER.
 
-    log_probs_list holds one [T_i, classes] array over `alphabet` per utterance (logits work too) and lengths their
-    valid frame counts. The LM is loaded once. Each result is echoed as it is found; the table
-    (alpha, beta, wer, cer, both pooled over the corpus) is returned sorted best first.
+    grid maps "alpha", "beta" and "unk_score" (BeamSearchDecoder's weights; any left out keep
+    their defaults) to the values to try. log_probs_list holds one [T_i, classes] array over
+    `alphabet` per utterance (logits work too) and lengths their valid frame counts. The LM is
+    loaded once. Each result is echoed as it is found; the table (one column per weight, then
+    wer and cer, pooled over the corpus) is returned sorted best first, with the best weights.
     """
     if not (len(log_probs_list) == len(lengths) == len(references)):
         raise ValueError(f"{len(log_probs_list)} score arrays, {len(lengths)} lengths and "
                          f"{len(references)} references: one of each per utterance is needed")
     base = BeamSearchDecoder(lm_path, beam_width=beam_width, vocabulary_path=vocabulary_path, alphabet=alphabet)
-    grid = [(alpha, beta) for alpha in alphas for beta in betas]
-    echo(f"grid search over {len(grid)} (alpha, beta) pairs, {len(references)} utterances, "
+    names = [name for name in ("alpha", "beta", "unk_score") if name in grid]
+    combinations = [dict(zip(names, values)) for values in itertools.product(*(grid[name] for name in names))]
+    echo(f"grid search over {len(combinations)} ({', '.join(names)}) combinations, {len(references)} utterances, "
          f"beam width {beam_width}; WER and CER pooled over the corpus")
     rows = []
-    for number, (alpha, beta) in enumerate(grid, start=1):
-        decoder = base.with_weights(alpha, beta)
+    for number, weights in enumerate(combinations, start=1):
+        decoder = base.with_weights(**{"alpha": base.alpha, "beta": base.beta, **weights})
         predictions = [decoder.transcripts(scores[None, :length])[0] for scores, length in zip(log_probs_list, lengths)]
-        row = {"alpha": alpha, "beta": beta, "wer": wer(references, predictions).rate,
-               "cer": cer(references, predictions).rate}
+        row = {**weights, "wer": wer(references, predictions).rate, "cer": cer(references, predictions).rate}
         rows.append(row)
-        echo(f"[{number}/{len(grid)}] alpha {alpha:<6g} beta {beta:<6g} WER {row['wer']:7.2%}  CER {row['cer']:7.2%}")
+        echo(f"[{number}/{len(combinations)}] {_weights_text(weights)}  WER {row['wer']:7.2%}  CER {row['cer']:7.2%}")
     table = pd.DataFrame(rows).sort_values(["wer", "cer"], kind="stable").reset_index(drop=True)
-    best = table.iloc[0]
-    echo(f"best: alpha {best.alpha:g}, beta {best.beta:g} (WER {best.wer:.2%}, CER {best.cer:.2%})")
-    return float(best.alpha), float(best.beta), table
+    best = {name: float(table.iloc[0][name]) for name in names}
+    echo(f"best: {_weights_text(best)} (WER {table.iloc[0].wer:.2%}, CER {table.iloc[0].cer:.2%})")
+    return best, table
+
+
+def _weights_text(weights: Mapping[str, float]) -> str:
+    return " ".join(f"{name} {value:<6g}" for name, value in weights.items()).rstrip()

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from .alphabet import BLANK_INDEX, Alphabet
 from .audio import AudioError
-from .decoding import greedy_hypotheses
+from .decoding import BeamSearchDecoder, Decoder, greedy_hypotheses
 from .errors import DS2Error
 from .frames import analysis_frames, output_frame_seconds, samples_spanned
 from .words import Hypothesis
@@ -262,24 +262,34 @@ class Streamer:
 
     Results are Hypotheses (text, words with times from the stream's start and confidences) of
     every frame emitted so far, decoded by the same greedy ops as the offline recognizer, so
-    the final one equals the offline result. The log-probabilities are kept for re-decoding.
+    the final one equals the offline result. With a beam-search `decoder`, partials stay greedy
+    while each chunk's frames also advance the (frame-synchronous) beam search, and the final
+    result is the beam's: the same as the decoder's offline result over the same frames. The
+    log-probabilities are kept for re-decoding.
     """
 
-    def __init__(self, model: DS2Model | StreamingRecognizer):
+    def __init__(self, model: DS2Model | StreamingRecognizer, decoder: Decoder | None = None):
         """Pass a StreamingRecognizer to start many streams of one model without tracing it again."""
         self.recognizer = model if isinstance(model, StreamingRecognizer) else StreamingRecognizer(model)
         self.state = self.recognizer.initial_state(1)
         self._frame_seconds = output_frame_seconds(self.recognizer.config)
         self.log_probs = np.zeros((0, self.recognizer.model.alphabet.num_classes), np.float32)
         self.finished = False
+        self._beam = decoder if isinstance(decoder, BeamSearchDecoder) else None
+        self._search = self._beam.start() if self._beam is not None else None
 
     def feed(self, chunk: np.ndarray, final: bool = False) -> Hypothesis:
         if self.finished:
             raise StreamingError("this stream has finished; start a new Streamer")
         audio = np.asarray(chunk, np.float32).reshape(1, -1)
         self.state, logits = self.recognizer.traced_step(tf.constant(audio), self.state, tf.constant(final))
-        self.log_probs = np.concatenate([self.log_probs, tf.nn.log_softmax(logits[0]).numpy()])
+        new = tf.nn.log_softmax(logits[0]).numpy()
+        self.log_probs = np.concatenate([self.log_probs, new])
         self.finished = final
+        if self._search is not None:
+            self._search.advance(new)
+            if final:
+                return self._beam.result(self._search, self.log_probs, frame_seconds=self._frame_seconds)
         return greedy_hypotheses(self.log_probs[None], frame_seconds=self._frame_seconds,
                                  alphabet=self.recognizer.model.alphabet)[0]
 

@@ -1,4 +1,4 @@
-"""`ds2 transcribe`'s work: audio files in, greedy transcripts with timed words out.
+"""`ds2 transcribe`'s work: audio files in, transcripts with timed words out (greedy or beam search).
 
 It runs recognizer.recognizer's graph, the one `ds2 export` saves for TF Serving, so a
 transcript from this command and one from a served model come from the same ops. What stays in
@@ -10,12 +10,15 @@ imported on first use so that `ds2 --help` stays fast.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .audio import AudioError, load_audio
+from .decoding import Decoder, GreedyDecoder
+from .frames import output_frame_seconds
 from .litert_runtime import LiteRTModel
 from .words import Hypothesis, hypotheses
 
@@ -54,21 +57,44 @@ def join_pieces(hypotheses: Sequence[Hypothesis], offsets: Sequence[float]) -> H
     """One hypothesis from consecutive pieces', each piece's words moved to its start (`offsets`, seconds).
 
     A single piece's hypothesis is kept untouched; several pieces' texts are joined with single
-    spaces and their scores added.
+    spaces and their scores added. Pieces with N-best lists give the N best distinct joins.
     """
-    if len(hypotheses) == 1:
-        return hypotheses[0].shifted(offsets[0])
-    return Hypothesis(" ".join(h.text.strip() for h in hypotheses if h.text.strip()),
-                      tuple(word for h, offset in zip(hypotheses, offsets) for word in h.shifted(offset).words),
-                      sum(h.score for h in hypotheses))
+    shifted = [h.shifted(offset) for h, offset in zip(hypotheses, offsets)]
+    if len(shifted) == 1:
+        return shifted[0]
+    if not any(h.nbest for h in shifted):
+        return _joined(shifted)
+    count = max(len(h.nbest) for h in shifted)
+    nbest = [Hypothesis("", (), 0.0)]
+    for piece in shifted:  # the `count` best joins so far, each extended by each of this piece's alternatives
+        nbest = _best_distinct([_joined([so_far, option]) for so_far in nbest for option in piece.nbest or (piece,)],
+                               count)
+    return replace(nbest[0], nbest=tuple(nbest))
 
 
-def recognize_batches(module: tf.Module, waveforms: Sequence[np.ndarray], batch_size: int,
-                      progress: Progress | None = None) -> list[Hypothesis]:
-    """Greedy hypotheses of whole waveforms, similar lengths batched together; order kept.
+def _joined(pieces: Sequence[Hypothesis]) -> Hypothesis:
+    """Texts joined with single spaces, words in order, scores added."""
+    return Hypothesis(" ".join(h.text.strip() for h in pieces if h.text.strip()),
+                      tuple(word for h in pieces for word in h.words), sum(h.score for h in pieces))
 
-    `progress` is called after each batch with the seconds of audio it held.
+
+def _best_distinct(candidates: Sequence[Hypothesis], count: int) -> list[Hypothesis]:
+    """The `count` best-scoring candidates with distinct texts, best first."""
+    chosen: dict[str, Hypothesis] = {}
+    for candidate in sorted(candidates, key=lambda h: -h.score):
+        chosen.setdefault(candidate.text, candidate)
+    return list(chosen.values())[:count]
+
+
+def recognize_batches(module: tf.Module | LiteRTModel, waveforms: Sequence[np.ndarray], batch_size: int,
+                      progress: Progress | None = None, decoder: Decoder | None = None) -> list[Hypothesis]:
+    """Hypotheses of whole waveforms, similar lengths batched together; order kept.
+
+    Without a decoder (or with a GreedyDecoder) they are the graph's own greedy ones; another
+    decoder (beam search) decodes the logits the graph returns. `progress` is called after each
+    batch with the seconds of audio it held.
     """
+    beam = decoder if decoder is not None and not isinstance(decoder, GreedyDecoder) else None
     results: list[Hypothesis | None] = [None] * len(waveforms)
     sample_rate = _sample_rate(module)
     order = np.argsort([len(w) for w in waveforms], kind="stable")
@@ -78,7 +104,7 @@ def recognize_batches(module: tf.Module, waveforms: Sequence[np.ndarray], batch_
         batch = np.zeros((len(rows), max(lengths.max(), 1)), dtype=np.float32)
         for row, index in enumerate(rows):
             batch[row, : lengths[row]] = waveforms[index]
-        for index, hypothesis in zip(rows, _batch_hypotheses(module, batch, lengths)):
+        for index, hypothesis in zip(rows, _batch_hypotheses(module, batch, lengths, beam)):
             results[index] = hypothesis
         if progress is not None:
             progress(lengths.sum() / sample_rate)
@@ -89,16 +115,24 @@ def _sample_rate(module: tf.Module | LiteRTModel) -> int:
     return module.sample_rate if isinstance(module, LiteRTModel) else module.model.ds2_config.sample_rate
 
 
-def _batch_hypotheses(module: tf.Module | LiteRTModel, batch: np.ndarray, lengths: np.ndarray) -> list[Hypothesis]:
-    """A recognizer module's greedy hypotheses of a zero-padded batch, or a LiteRT model's (one row at a time)."""
+def _batch_hypotheses(module: tf.Module | LiteRTModel, batch: np.ndarray, lengths: np.ndarray,
+                      beam: Decoder | None) -> list[Hypothesis]:
+    """A recognizer module's hypotheses of a zero-padded batch, or a LiteRT model's (one row at a time):
+    the greedy ones, or `beam`'s decoding of the same logits."""
     if isinstance(module, LiteRTModel):
-        return [module.transcribe(row[:length]) for row, length in zip(batch, lengths)]
-    return hypotheses(module.recognize(batch, lengths))
+        return [module.transcribe(row[:length], beam) for row, length in zip(batch, lengths)]
+    outputs = module.recognize(batch, lengths)
+    if beam is None:
+        return hypotheses(outputs)
+    return beam.decode(outputs["logits"].numpy(), outputs["logit_lengths"].numpy(),
+                       frame_seconds=output_frame_seconds(module.model.ds2_config))
 
 
-def transcribe(module: tf.Module, waveforms: Sequence[np.ndarray], batch_size: int = 16,
-               max_seconds: float = MAX_SECONDS, progress: Progress | None = None) -> list[Hypothesis]:
-    """Greedy hypotheses of mono float32 waveforms at the model's rate (`recognizer(model)`, or a LiteRTModel).
+def transcribe(module: tf.Module | LiteRTModel, waveforms: Sequence[np.ndarray], batch_size: int = 16,
+               max_seconds: float = MAX_SECONDS, progress: Progress | None = None,
+               decoder: Decoder | None = None) -> list[Hypothesis]:
+    """Hypotheses of mono float32 waveforms at the model's rate (`recognizer(model)`, or a LiteRTModel),
+    greedy unless `decoder` is another one (see recognize_batches).
 
     Waveforms longer than `max_seconds` are cut at pauses, their pieces transcribed in batches
     with the rest and joined (word times count from the start of the whole waveform), so the
@@ -107,7 +141,8 @@ def transcribe(module: tf.Module, waveforms: Sequence[np.ndarray], batch_size: i
     """
     sample_rate = _sample_rate(module)
     pieces = [split_at_pauses(np.asarray(w, np.float32), sample_rate, max_seconds) for w in waveforms]
-    results = iter(recognize_batches(module, [piece for split in pieces for piece in split], batch_size, progress))
+    results = iter(recognize_batches(module, [piece for split in pieces for piece in split], batch_size, progress,
+                                     decoder))
     return [join_pieces([next(results) for _ in split], _starts(split, sample_rate)) for split in pieces]
 
 
@@ -117,7 +152,8 @@ def _starts(pieces: Sequence[np.ndarray], sample_rate: int) -> list[float]:
 
 
 def transcribe_files(module: tf.Module, paths: Sequence[Path], batch_size: int = 16, max_seconds: float = MAX_SECONDS,
-                     progress: Progress | None = None) -> Iterator[tuple[Path, Hypothesis | AudioError]]:
+                     progress: Progress | None = None, decoder: Decoder | None = None
+                     ) -> Iterator[tuple[Path, Hypothesis | AudioError]]:
     """(path, hypothesis) per file, in order, or (path, AudioError) for a file that cannot be read.
 
     Files are decoded a group at a time (about `batch_size` pieces), so many files never sit in
@@ -135,6 +171,6 @@ def transcribe_files(module: tf.Module, paths: Sequence[Path], batch_size: int =
         group.append((Path(path), samples))
         if pending_seconds >= batch_size * max_seconds or index == len(paths) - 1:
             readable = [s for _, s in group if not isinstance(s, AudioError)]
-            results = iter(transcribe(module, readable, batch_size, max_seconds, progress))
+            results = iter(transcribe(module, readable, batch_size, max_seconds, progress, decoder))
             yield from ((p, s if isinstance(s, AudioError) else next(results)) for p, s in group)
             group, pending_seconds = [], 0.0

@@ -50,22 +50,29 @@ class Hypothesis:
     """A decoder's transcript of one utterance.
 
     score: the decoder's log score (greedy: the log-probability of its path; beam search: CTC
-    plus the weighted LM score and word bonus), for ranking transcripts of the same audio.
+    plus the weighted LM score, word bonus and hotword boosts), for ranking transcripts of the
+    same audio. nbest: when a beam search was asked for several, the best distinct hypotheses,
+    best first (this one among them, first); empty otherwise.
     """
 
     text: str
     words: tuple[Word, ...]
     score: float
+    nbest: tuple[Hypothesis, ...] = ()
 
     def as_dict(self) -> dict:
-        """JSON-ready: {"text", "score", "words": [{"text", "start", "end", "confidence"}, ...]}."""
-        return {"text": self.text, "score": self.score, "words": [dataclasses.asdict(word) for word in self.words]}
+        """JSON-ready: {"text", "score", "words": [{"text", "start", "end", "confidence"}, ...]}, and
+        "nbest" (a list of such dicts) when there is one."""
+        result = {"text": self.text, "score": self.score, "words": [dataclasses.asdict(word) for word in self.words]}
+        if self.nbest:
+            result["nbest"] = [alternative.as_dict() for alternative in self.nbest]
+        return result
 
     def shifted(self, seconds: float) -> Hypothesis:
         """The same hypothesis with every word `seconds` later (a piece cut from longer audio)."""
         return replace(self, words=tuple(
             replace(w, start=round(w.start + seconds, _TIME_DECIMALS), end=round(w.end + seconds, _TIME_DECIMALS))
-            for w in self.words))
+            for w in self.words), nbest=tuple(alternative.shifted(seconds) for alternative in self.nbest))
 
 
 def words_from_paths(paths, log_probs, lengths, frame_seconds, alphabet: Alphabet) -> dict[str, tf.Tensor]:

@@ -9,6 +9,12 @@ then `python examples/serving_client.py a.wav b.wav` prints one `FILE<TAB>transc
 file. --format picks the request body: `rows` ({"instances": [...]}, one object per file),
 `columns` ({"inputs": {...}}, one list per input) or `wav` (the transcribe_wav signature, the
 files' bytes base64-encoded). --dry-run prints the JSON instead of sending it.
+
+The served graph decodes greedily. `--decoder beam` rescores the logits the server returns with
+ds2's beam search (and --lm, --hotword, --hotwords, --alpha, --beta, --unk-score, --beam-width
+as `ds2 transcribe` takes them), so a served model gives `ds2 transcribe --decoder beam`'s
+transcripts; it needs ds2-keras installed, and the export's `assets.extra/ds2.json` (--model-facts)
+to know what each logit means. Without it this client imports nothing of ds2.
 """
 from __future__ import annotations
 
@@ -51,9 +57,33 @@ def build_request(paths: list[Path], request_format: str) -> dict:
 
 def transcripts(response: dict) -> list[str]:
     """The transcripts of a predict response in either format ("predictions" or "outputs")."""
+    return column(response, "transcripts")
+
+
+def column(response: dict, name: str) -> list:
+    """One output of a predict response, a value per file, in either format."""
     if "predictions" in response:
-        return [row["transcripts"] for row in response["predictions"]]
-    return response["outputs"]["transcripts"]
+        return [row[name] for row in response["predictions"]]
+    return response["outputs"][name]
+
+
+def rescored(response: dict, model_facts: Path, args: argparse.Namespace) -> list[str]:
+    """Transcripts of the response's logits by ds2's beam search, as `ds2 transcribe --decoder beam` gives them."""
+    from ds2_keras.alphabet import Alphabet
+    from ds2_keras.decoder_settings import DecoderSettings
+    from ds2_keras.errors import DS2Error
+
+    try:
+        facts = json.loads(model_facts.read_text(encoding="utf-8"))
+        settings = DecoderSettings("beam", args.lm, args.alpha, args.beta, args.unk_score, args.beam_width,
+                                   hotwords=tuple(args.hotword), hotword_files=tuple(args.hotwords))
+        decoder = settings.build(Alphabet("".join(facts["symbols"][1:])))
+    except (OSError, ValueError, KeyError) as error:
+        raise SystemExit(f"{model_facts}: not an export's ds2.json ({error})") from None
+    except DS2Error as error:
+        raise SystemExit(f"Error: {error}") from None
+    return [decoder.decode_utterance(np.asarray(logits, np.float32)[:length], frame_seconds=facts["frame_seconds"]).text
+            for logits, length in zip(column(response, "logits"), column(response, "logit_lengths"))]
 
 
 def post(url: str, body: dict) -> dict:
@@ -75,13 +105,27 @@ def main() -> None:
     parser.add_argument("--url", default="http://localhost:8501/v1/models/ds2:predict")
     parser.add_argument("--format", dest="request_format", choices=("rows", "columns", "wav"), default="rows")
     parser.add_argument("--dry-run", action="store_true", help="print the request JSON and send nothing")
+    rescoring = parser.add_argument_group("rescoring the returned logits with ds2's beam search (needs ds2-keras)")
+    rescoring.add_argument("--decoder", choices=("greedy", "beam"), default="greedy")
+    rescoring.add_argument("--model-facts", type=Path, help="the export's assets.extra/ds2.json")
+    rescoring.add_argument("--lm", type=Path)
+    rescoring.add_argument("--alpha", type=float)
+    rescoring.add_argument("--beta", type=float)
+    rescoring.add_argument("--unk-score", type=float)
+    rescoring.add_argument("--beam-width", type=int, default=64)
+    rescoring.add_argument("--hotword", action="append", default=[], metavar="PHRASE[:BOOST]")
+    rescoring.add_argument("--hotwords", action="append", default=[], type=Path, metavar="FILE")
     args = parser.parse_args()
+    if args.decoder == "beam" and args.model_facts is None:
+        parser.error("--decoder beam needs --model-facts (the export's assets.extra/ds2.json)")
     body = build_request(args.wavs, args.request_format)
     if args.dry_run:
         json.dump(body, sys.stdout)
         print()
         return
-    for path, text in zip(args.wavs, transcripts(post(args.url, body))):
+    response = post(args.url, body)
+    texts = rescored(response, args.model_facts, args) if args.decoder == "beam" else transcripts(response)
+    for path, text in zip(args.wavs, texts):
         print(f"{path}\t{text}")
 
 

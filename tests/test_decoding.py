@@ -115,7 +115,7 @@ def test_lm_fixes_what_greedy_gets_wrong(arpa):
     with_lm = BeamSearchDecoder(arpa, alpha=1.0, beta=0.5, beam_width=16)
     assert with_lm.transcripts(logits) == ["the cat sat"]
     assert with_lm.with_weights(0.0, 0.0).transcripts(logits) == ["the cot sat"]
-    assert with_lm.description == "beam search (width 16, LM words.arpa, alpha 1, beta 0.5)"
+    assert with_lm.description == "beam search (width 16, LM words.arpa, alpha 1, beta 0.5, unk -6)"
 
 
 def test_lm_words_are_matched_lower_case_and_gzipped_arpa_loads(tmp_path):
@@ -146,9 +146,9 @@ def test_lm_problems_name_the_file(tmp_path, arpa):
 def test_grid_search_prefers_weights_that_use_the_lm(arpa):
     logits = [frames(AMBIGUOUS), frames(list("the dog sat"))]
     messages = []
-    alpha, beta, table = grid_search(logits, [len(x) for x in logits], ["the cat sat", "the dog sat"],
-                                     arpa, alphas=[0.0, 1.0], betas=[0.5], beam_width=16, echo=messages.append)
-    assert (alpha, beta) == (1.0, 0.5)
+    best, table = grid_search(logits, [len(x) for x in logits], ["the cat sat", "the dog sat"],
+                              arpa, {"alpha": [0.0, 1.0], "beta": [0.5]}, beam_width=16, echo=messages.append)
+    assert best == {"alpha": 1.0, "beta": 0.5}
     assert table[["alpha", "wer"]].values.tolist() == [[1.0, 0.0], [0.0, 1 / 6]]
     assert len(messages) == 4 and messages[1].startswith("[1/2] alpha 0") and messages[-1].startswith("best:")
 

@@ -1,6 +1,7 @@
 """`ds2 evaluate` and `ds2 lm` end to end through the CLI, on the session's tiny trained model."""
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -90,9 +91,17 @@ def test_beam_search_with_a_built_lm_and_tuning(trained_model, corpus, tmp_path)
     assert result.exit_code == 0, result.output
     assert f"LM {lm.name}" in result.output
     tuned = run("lm", "tune", "--manifest", f"val:{corpus['val']}", "--model-file", trained_model, "--lm", lm,
-                "--alphas", "0.5,1", "--betas", "0,1")
+                "--alphas", "0.5,1", "--betas", "0,1", "--unk-scores", "-4,-8")
     assert tuned.exit_code == 0, tuned.output
-    assert "[4/4]" in tuned.output and "best: alpha" in tuned.output
+    assert "[8/8]" in tuned.output and "best: alpha" in tuned.output
+    saved = json.loads((tmp_path / "lm.arpa.tuned.json").read_text())
+    assert saved["alpha"] in (0.5, 1) and saved["beta"] in (0, 1) and saved["unk_score"] in (-4, -8)
+    assert f"saved to {tmp_path / 'lm.arpa.tuned.json'}" in tuned.output
+    # The tuned weights are used from now on, and the report says so; an explicit --alpha wins.
+    again = evaluate(trained_model, corpus["val"], "--decoder", "beam", "--lm", lm, "--wer", "--alpha", "2")
+    assert again.exit_code == 0, again.output
+    assert (f"alpha 2, beta {saved['beta']:g}, unk {saved['unk_score']:g}, beta, unk_score tuned in "
+            "lm.arpa.tuned.json") in again.output
 
 
 def test_lm_without_beam_decoder_is_refused(trained_model, corpus, tmp_path):
@@ -147,3 +156,28 @@ def test_unwritable_outputs_are_refused_before_the_decoding(trained_model, corpu
     # The one line is all: no "evaluated ..." report, so nothing was decoded first.
     assert result.output.strip().splitlines()[-1].startswith("Error: ") and cause in result.output
     assert "evaluated" not in result.output and "CER" not in result.output
+
+
+def test_transcribe_with_beam_and_lm_gives_evaluates_hypotheses(trained_model, corpus, tmp_path):
+    lm = tmp_path / "lm.arpa"
+    assert run("lm", "build", lm, "--manifest", corpus["train"], "--order", "2").exit_code == 0
+    beam = ["--decoder", "beam", "--lm", str(lm), "--beam-width", "16", "--hotword", "the:0.5"]
+    inference = tmp_path / "predictions.json"
+    result = evaluate(trained_model, corpus["val"], *beam, "--inference-file", inference)
+    assert result.exit_code == 0, result.output
+    table, _ = read_inference(inference)
+    transcribed = run("transcribe", "--model-file", trained_model, "--format", "json", "--nbest", "3", *beam,
+                      *table["audio_path"])
+    assert transcribed.exit_code == 0, transcribed.output
+    records = [json.loads(line) for line in transcribed.stdout.splitlines()]
+    assert [r["text"] for r in records] == table["prediction"].tolist()
+    assert any(r["text"] != g for r, g in zip(records, greedy_texts(trained_model, table["audio_path"])))
+    for record in records:
+        assert record["nbest"][0]["text"] == record["text"] and len({n["text"] for n in record["nbest"]}) == 3
+    assert f"decoder: beam search (width 16, LM {lm.name}" in transcribed.stderr
+
+
+def greedy_texts(model: Path, paths) -> list[str]:
+    result = run("transcribe", "--model-file", model, *paths)
+    assert result.exit_code == 0, result.output
+    return [line.split("\t", 1)[1] for line in result.stdout.splitlines()]

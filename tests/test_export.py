@@ -7,6 +7,7 @@ transcribe`'s.
 """
 from __future__ import annotations
 
+import argparse
 import base64
 import concurrent.futures
 import importlib.util
@@ -196,6 +197,20 @@ def test_columnar_format_matches_row_format(served):
 
 def test_wav_signature_matches_transcribe(served):
     assert served["client"].transcripts(served["replies"][2]) == served["local"]
+
+
+def test_client_rescores_served_logits_as_transcribe_decodes_with_beam(served):
+    hotword = ["--hotword", "a:1"]
+    options = argparse.Namespace(lm=None, alpha=None, beta=None, unk_score=None, beam_width=16, hotword=["a:1"],
+                                 hotwords=[])
+    facts = served["root"] / "1" / "assets.extra" / "ds2.json"
+    local = CliRunner().invoke(main, ["transcribe", "--model-file", str(served["model_file"]), "--decoder", "beam",
+                                      "--beam-width", "16", *hotword, *map(str, served["wavs"])])
+    assert local.exit_code == 0, local.output
+    expected = [line.split("\t", 1)[1] for line in local.stdout.splitlines()]
+    assert expected != served["local"]  # the beam with a hotword differs from the served greedy transcripts
+    for reply in (0, 1, 2):  # rows, columns, wav
+        assert served["client"].rescored(served["replies"][reply], facts, options) == expected
 
 
 def test_wav_signature_refuses_other_sample_rates(served):

@@ -21,8 +21,9 @@ from ds2_keras.audio import load_audio
 from ds2_keras.checkpoints import load_model_file
 from ds2_keras.cli import main
 from ds2_keras.config import preset
-from ds2_keras.decoding import greedy_decode
+from ds2_keras.decoding import BeamSearchDecoder, Hotword, greedy_decode
 from ds2_keras.export import export_saved_model
+from ds2_keras.frames import output_frame_seconds
 from ds2_keras.manifest import read_manifest
 from ds2_keras.streaming import Streamer, StreamingError, StreamingRecognizer, container_name
 from ds2_keras.training import FitRequest, fit
@@ -88,6 +89,21 @@ def test_partials_grow_as_audio_arrives_and_the_final_equals_offline(streaming_m
         streamer.feed(utterance[:160])
 
 
+def test_streaming_with_beam_search_ends_with_the_offline_beam_result(streaming_model, utterance):
+    model = load_model_file(streaming_model, compile=False)
+    decoder = BeamSearchDecoder(beam_width=8, hotwords=[Hotword("the", 1.0)], nbest=2, alphabet=model.alphabet)
+    streamer = Streamer(model, decoder)
+    partials = [streamer.feed(utterance[start: start + 1760]) for start in range(0, len(utterance), 1760)]
+    final = streamer.finish()
+    logits = model.logits(utterance[None], np.array([len(utterance)], np.int32))[0].numpy()[0]
+    expected = decoder.decode_utterance(logits, frame_seconds=output_frame_seconds(model.ds2_config))
+    assert final.text == expected.text and final.text.strip()
+    assert [w.text for w in final.words] == [w.text for w in expected.words]
+    assert [h.text for h in final.nbest] == [h.text for h in expected.nbest]
+    assert final.score == pytest.approx(expected.score, abs=1e-3)
+    assert partials[-1].text == offline(model, utterance)[1]  # partials stay greedy
+
+
 def test_transcribe_stream_prints_partials_and_the_offline_transcript(streaming_model, utterance, tmp_path):
     path = tmp_path / "talk.wav"
     soundfile.write(path, utterance, 16000, subtype="PCM_16")
@@ -101,6 +117,12 @@ def test_transcribe_stream_prints_partials_and_the_offline_transcript(streaming_
                                       str(streaming_model), "-"], input=pcm)
     assert piped.exit_code == 0, piped.output
     assert piped.stdout.splitlines()[-1] == f"-\t{expected}"
+    beam = CliRunner().invoke(main, ["transcribe", "--stream", "--decoder", "beam", "--model-file",
+                                     str(streaming_model), str(path)])
+    assert beam.exit_code == 0, beam.output
+    offline_beam = CliRunner().invoke(main, ["transcribe", "--decoder", "beam", "--model-file", str(streaming_model),
+                                             str(path)])
+    assert beam.stdout.splitlines()[-1] == offline_beam.stdout.splitlines()[-1]
 
 
 def test_streaming_a_model_that_cannot_is_one_line(trained_model, tmp_path):

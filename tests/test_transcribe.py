@@ -229,3 +229,11 @@ def test_cli_unwritable_output_dir_is_one_line(model_file, tmp_path):
                                                      str(blocker / "out"), str(audio)])
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Error: {blocker / 'out'}: cannot write (not a directory)"
+
+
+def test_a_hotword_the_model_cannot_spell_is_one_line_before_any_audio_is_read(model_file, tmp_path):
+    result = CliRunner().invoke(main, ["transcribe", "--model-file", str(model_file), "--decoder", "beam",
+                                       "--hotword", "Café au lait:3", str(tmp_path / "never-read.wav")])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: hotword 'café au lait': 'é' not in the model's alphabet ")
+    assert len(result.output.strip().splitlines()) == 1
