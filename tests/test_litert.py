@@ -218,6 +218,27 @@ def test_ds2_transcribe_runs_a_litert_file_like_the_keras_model(trained_model, b
         [(w["text"], w["start"], w["end"]) for w in keras_record["words"]]
 
 
+def test_beam_search_decodes_litert_logits_as_it_decodes_the_keras_models(trained_model, bi_export,
+                                                                          streaming_export, tmp_path):
+    """--decoder beam reads a LiteRT file's logits as it reads the Keras model's, offline and streamed."""
+    audio = tmp_path / "speech.wav"
+    soundfile.write(audio, speechlike(1.8, 6), RATE, subtype="FLOAT")
+    beam = ["--decoder", "beam", "--beam-width", "8", "--nbest", "3", "--format", "json", str(audio)]
+
+    def records(model: Path, *options: str) -> list[dict]:
+        result = CliRunner().invoke(main, ["transcribe", "--model-file", str(model), *options, *beam])
+        assert result.exit_code == 0, result.output
+        assert "decoder: beam search" in result.stderr
+        return [json.loads(line) for line in result.stdout.strip().splitlines()[-1:]]
+
+    def nbest(record: dict) -> list[str]:
+        return [entry["text"] for entry in record["nbest"]]
+
+    assert [nbest(r) for r in records(bi_export)] == [nbest(r) for r in records(trained_model)]
+    streamed, offline = records(streaming_export, "--stream", "--chunk-ms", "50"), records(streaming_export)
+    assert [nbest(r) for r in streamed] == [nbest(r) for r in offline] and len(nbest(offline[0])) == 3
+
+
 def test_a_litert_file_where_a_keras_file_is_needed_is_one_line(bi_export, corpus, tmp_path):
     for command in (["export", "--model-file", str(bi_export), str(tmp_path / "out")],
                     ["evaluate", "--manifest", f"test:{corpus['test']}", "--model-file", str(bi_export)],
