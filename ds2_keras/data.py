@@ -112,19 +112,15 @@ def evaluation_utterances(rows: pd.DataFrame, alphabet: Alphabet) -> Utterances:
 
 
 def scorable_utterances(utterances: Utterances) -> Utterances:
-    """The rows a score can use, the others dropped and counted: a reference with nothing the
-    model can output (empty, punctuation only) has no CTC loss, and audio whose header does not
-    read has nothing to decode (only the header is read, which takes milliseconds a file)."""
-    empty = np.array([len(label) == 0 for label in utterances.labels], dtype=bool)
-    unreadable = np.array([not is_empty and not _header_reads(path)
-                           for path, is_empty in zip(utterances.rows["audio_path"], empty)], dtype=bool)
-    keep = ~(empty | unreadable)
-    dropped = {"with nothing to score in their transcripts": int(empty.sum()),
-               "with unreadable audio": int(unreadable.sum())}
+    """The rows a score can use, the others dropped and counted: evaluation_utterances already
+    dropped references with nothing to score; audio whose header does not read has nothing to
+    decode (only the header is read, which takes milliseconds a file)."""
+    keep = np.array([_header_reads(path) for path in utterances.rows["audio_path"]], dtype=bool)
+    unreadable = int((~keep).sum())
     return Utterances(
         rows=utterances.rows[keep].reset_index(drop=True),
         labels=[label for label, k in zip(utterances.labels, keep) if k],
-        dropped={**utterances.dropped, **{cause: count for cause, count in dropped.items() if count}},
+        dropped={**utterances.dropped, **({"with unreadable audio": unreadable} if unreadable else {})},
         notes=utterances.notes,
     )
 

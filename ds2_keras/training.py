@@ -275,10 +275,10 @@ def fit(request: FitRequest) -> DS2Model:
     """Train as requested; the chief holds the output directory's lock throughout, so a second
     fit on the same directory is refused instead of overwriting the first one's checkpoints."""
     make_directory(request.output_dir)
-    check_writable(request.output_dir / MODEL_FILENAME)  # not a directory, say, found only at the first save
     if not is_chief():  # other workers write nothing there
         return _fit(request)
     with exclusive_use(request.output_dir, FIT_LOCK, "ds2 fit"):
+        check_writable(request.output_dir / MODEL_FILENAME)  # not a directory, say, found only at the first save
         for name in (MODEL_FILENAME, BEST_FILENAME, HISTORY_FILENAME, CONFIG_FILENAME, AVERAGED_FILENAME):
             remove_stale_temporaries(request.output_dir / name)  # left by a fit killed mid-write
         remove_stale_epoch_temporaries(request.output_dir)

@@ -156,7 +156,7 @@ def test_unscorable_val_rows_are_skipped_and_counted_and_training_goes_on(corpus
     assert result.exit_code == 0, result.output
     report = next(line for line in result.output.splitlines() if line.startswith("val: "))
     assert report.startswith(f"val: {len(table)} utterances, ")
-    assert report.endswith("; dropped 1 with nothing to score in their transcripts, 1 with unreadable audio")
+    assert report.endswith("; dropped 1 with no reference text to score (empty or punctuation only), 1 with unreadable audio")
     assert len(load_model_file(tmp_path / "run").progress["history"]["val_cer"]) == 1
 
 

@@ -189,7 +189,7 @@ def test_init_from_keeps_the_rows_of_shared_symbols_and_every_other_layer():
 ])
 def test_init_from_refuses_what_it_cannot_keep_in_one_line(spanish, trained_model, tmp_path, extra, message):
     result = run_ds2(["fit", "--init-from", str(trained_model), "--manifest", f"train:{spanish['train']}", "-e", "1",
-                      "-s", str(tmp_path / "out"), *extra])
+                      "-z", "2", "-s", str(tmp_path / "out"), *extra])  # -z within the 6 utterances: fit checks it first
     assert message in one_line_error(result)
 
 
