@@ -69,9 +69,9 @@ def column(response: dict, name: str) -> list:
 
 def rescored(response: dict, model_facts: Path, args: argparse.Namespace) -> list[str]:
     """Transcripts of the response's logits by ds2's beam search, as `ds2 transcribe --decoder beam` gives them."""
-    from ds2_keras.alphabet import Alphabet
-    from ds2_keras.decoder_settings import DecoderSettings
-    from ds2_keras.errors import DS2Error
+    from ds2_keras.core.alphabet import Alphabet
+    from ds2_keras.decode.settings import DecoderSettings
+    from ds2_keras.core.errors import DS2Error
 
     try:
         facts = json.loads(model_facts.read_text(encoding="utf-8"))

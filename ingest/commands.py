@@ -9,7 +9,7 @@ from typing import Callable
 
 import click
 
-from ds2_keras.cli_options import OneLineErrors, progress_bar
+from ds2_keras.cli.options import OneLineErrors, progress_bar
 
 from .an4 import SPLITS as AN4_SPLITS, ingest_an4
 from .common import IngestSummary, Progress

@@ -17,11 +17,11 @@ from typing import Callable, ContextManager, Iterable, Iterator, Sequence, TypeV
 
 import pandas as pd
 
-from ds2_keras.alphabet import ENGLISH, UnmappableTextError, normalize_text
-from ds2_keras.audio import SAMPLE_RATE, AudioError, AudioInfo, audio_info, verify_audio
-from ds2_keras.errors import FileError
-from ds2_keras.fileio import atomic_write_text, check_writable, make_directory, os_cause, os_error_path
-from ds2_keras.manifest import COLUMNS, write_manifest
+from ds2_keras.core.alphabet import ENGLISH, UnmappableTextError, normalize_text
+from ds2_keras.data.audio import SAMPLE_RATE, AudioError, AudioInfo, audio_info, verify_audio
+from ds2_keras.core.errors import FileError
+from ds2_keras.core.fileio import atomic_write_text, check_writable, make_directory, os_cause, os_error_path
+from ds2_keras.data.manifest import COLUMNS, write_manifest
 
 # Skip causes; the summary groups skipped items under these names.
 MISSING_AUDIO = "missing audio"
@@ -38,7 +38,7 @@ UNREADABLE_TRANSCRIPT = "unreadable transcript"
 INCOMPLETE_AUDIO = "incomplete audio"
 NON_FINITE_AUDIO = "non-finite samples"
 
-# AudioError.cause strings from ds2_keras.audio, up to any " (details)"; anything else counts as unreadable.
+# AudioError.cause strings from ds2_keras.data.audio, up to any " (details)"; anything else counts as unreadable.
 _AUDIO_CAUSES = {"file not found": MISSING_AUDIO, "audio holds no samples": EMPTY_AUDIO,
                  "incomplete audio": INCOMPLETE_AUDIO, "non-finite samples": NON_FINITE_AUDIO}
 
@@ -49,7 +49,7 @@ MAX_UID_BYTES = 200
 T = TypeVar("T")
 R = TypeVar("R")
 # A progress display: given the work's length and a label, a context whose value advances it by
-# a count. The command line passes a bar (ingest.commands.progress_bar); None shows nothing, so
+# a count. The command line passes a bar (ds2_keras.ingest.commands.progress_bar); None shows nothing, so
 # the recipes need no terminal toolkit.
 Progress = Callable[[int, str], ContextManager[Callable[[int], None]]]
 

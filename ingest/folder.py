@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from ds2_keras.alphabet import ENGLISH
+from ds2_keras.core.alphabet import ENGLISH
 
 from .common import (
     MISSING_AUDIO, UNREADABLE_TRANSCRIPT, IngestError, IngestSummary, Progress, Skip, Utterance, ingest_corpus,

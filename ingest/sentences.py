@@ -3,14 +3,14 @@
 Hand-written sentences give natural rhythm and vocabulary; composed ones (subjects, verbs,
 objects, places and times drawn from word lists) supply thousands more distinct sentences,
 so a model trained on the corpus has to learn characters rather than memorize sentences.
-Every sentence normalizes (ds2_keras.alphabet.normalize_text) to letters, apostrophes and
+Every sentence normalizes (ds2_keras.core.alphabet.normalize_text) to letters, apostrophes and
 spaces, holds 4 to 14 words, and spells numbers out.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ds2_keras.alphabet import number_to_words, normalize_text
+from ds2_keras.core.alphabet import number_to_words, normalize_text
 
 MIN_WORDS = 4
 MAX_WORDS = 14

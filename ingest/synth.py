@@ -28,13 +28,13 @@ from typing import Iterator
 import numpy as np
 import soundfile
 
-from ds2_keras.alphabet import normalize_text
-from ds2_keras.audio import SAMPLE_RATE, resample, write_audio
-from ds2_keras.errors import DS2Error
-from ds2_keras.fileio import make_directory, reporting_os_errors
-from ingest.common import IngestSummary, Progress, shown
-from ingest.librispeech import ingest_librispeech
-from ingest.sentences import sentence_pool
+from ds2_keras.core.alphabet import normalize_text
+from ds2_keras.data.audio import SAMPLE_RATE, resample, write_audio
+from ds2_keras.core.errors import DS2Error
+from ds2_keras.core.fileio import make_directory, reporting_os_errors
+from ds2_keras.ingest.common import IngestSummary, Progress, shown
+from ds2_keras.ingest.librispeech import ingest_librispeech
+from ds2_keras.ingest.sentences import sentence_pool
 
 ESPEAK = "espeak-ng"
 INSTALL_HINT = "install it with `apt-get install espeak-ng` (Debian, Ubuntu) or `brew install espeak-ng` (macOS)"

@@ -33,13 +33,13 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from bench_word_timings import matched_words, roc_auc
-from ds2_keras.checkpoints import load_model_file
-from ds2_keras.decoder_settings import DecoderSettings
-from ds2_keras.decoding import BeamSearchDecoder, Hotword
-from ds2_keras.evaluate import infer_manifests
-from ds2_keras.lm import build_arpa, manifest_corpus
-from ds2_keras.metrics import cer, wer
-from ds2_keras.words import Hypothesis
+from ds2_keras.model.checkpoints import load_model_file
+from ds2_keras.decode.settings import DecoderSettings
+from ds2_keras.decode.decoders import BeamSearchDecoder, Hotword
+from ds2_keras.evaluate.evaluation import infer_manifests
+from ds2_keras.decode.lm import build_arpa, manifest_corpus
+from ds2_keras.core.metrics import cer, wer
+from ds2_keras.decode.words import Hypothesis
 
 
 def biasing_lists(references: list[str], common: set[str], distractors: int, seed: int) -> list[set[str]]:

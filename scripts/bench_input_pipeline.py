@@ -13,9 +13,9 @@ import time
 
 sys.path.insert(0, sys.argv[1])  # the checkout to measure, before any installed ds2_keras
 
-from ds2_keras.config import preset  # noqa: E402
-from ds2_keras.data import plan_epoch, select_utterances, training_dataset  # noqa: E402
-from ds2_keras.manifest import read_manifest  # noqa: E402
+from ds2_keras.core.config import preset  # noqa: E402
+from ds2_keras.data.dataset import plan_epoch, select_utterances, training_dataset  # noqa: E402
+from ds2_keras.data.manifest import read_manifest  # noqa: E402
 
 config = preset("small")
 utterances = select_utterances(read_manifest(sys.argv[2]), config)

@@ -31,7 +31,7 @@ CHUNK_MS = 160
 
 
 def utterances(manifest: Path, limit: int) -> tuple[list[str], list[str]]:
-    from ds2_keras.manifest import read_manifest
+    from ds2_keras.data.manifest import read_manifest
 
     rows = read_manifest(manifest).head(limit)
     return [str(p) for p in rows["audio_path"]], [str(t) for t in rows["text"]]
@@ -39,7 +39,7 @@ def utterances(manifest: Path, limit: int) -> tuple[list[str], list[str]]:
 
 def worker(args: argparse.Namespace) -> None:
     """One format in this process: load, transcribe offline (and streaming), print JSON figures."""
-    from ds2_keras.audio import load_audio
+    from ds2_keras.data.audio import load_audio
 
     paths, _ = utterances(args.test, args.limit)
     started = time.perf_counter()
@@ -48,9 +48,9 @@ def worker(args: argparse.Namespace) -> None:
 
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-        from ds2_keras.checkpoints import load_model_file
-        from ds2_keras.recognizer import recognizer
-        from ds2_keras.words import hypotheses
+        from ds2_keras.model.checkpoints import load_model_file
+        from ds2_keras.deploy.recognizer import recognizer
+        from ds2_keras.decode.words import hypotheses
 
         module = recognizer(load_model_file(args.model, compile=False))
         sample_rate = module.model.ds2_config.sample_rate
@@ -59,7 +59,7 @@ def worker(args: argparse.Namespace) -> None:
             return hypotheses(module.recognize(waveform[None], np.array([len(waveform)], np.int32)))[0]
         streamer_factory = None
     else:
-        from ds2_keras.litert_runtime import LiteRTModel
+        from ds2_keras.deploy.litert_runtime import LiteRTModel
 
         model = LiteRTModel(args.model, threads=1)
         sample_rate, offline = model.sample_rate, model.transcribe
@@ -116,7 +116,7 @@ def export_all(args: argparse.Namespace) -> dict[str, Path]:
 
 def calibration_subset(args: argparse.Namespace) -> Path:
     """The first --calibration-utterances rows of --train, as a manifest of their own."""
-    from ds2_keras.manifest import read_manifest
+    from ds2_keras.data.manifest import read_manifest
 
     target = args.out_dir / "calibration.csv"
     read_manifest(args.train).sample(frac=1.0, random_state=0).head(args.calibration_utterances).to_csv(target, index=False)
@@ -124,7 +124,7 @@ def calibration_subset(args: argparse.Namespace) -> Path:
 
 
 def table(results: dict[str, dict], sizes: dict[str, int], references: list[str]) -> str:
-    from ds2_keras.metrics import cer, wer
+    from ds2_keras.core.metrics import cer, wer
 
     streaming = any(r["streamed"] for r in results.values())
     header = "| format | file | peak RSS | offline RTF (1 thread) | CER | WER |"

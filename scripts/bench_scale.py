@@ -64,9 +64,9 @@ def measure(manifest: Path, preset: str, batch_size: int, output_dir: Path) -> d
     started = time.perf_counter()
     import keras
 
-    from ds2_keras.config import preset as load_preset
-    from ds2_keras.manifest import read_manifests
-    from ds2_keras.training import FitRequest, fit
+    from ds2_keras.core.config import preset as load_preset
+    from ds2_keras.data.manifest import read_manifests
+    from ds2_keras.train.fit import FitRequest, fit
 
     read_started = time.perf_counter()
     rows = len(read_manifests([manifest]))

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_streaming.py --model-file runs/live/model.keras
 
-Streams test utterances through ds2_keras.streaming.Streamer in `--chunk-ms` chunks (160 ms by
+Streams test utterances through ds2_keras.deploy.streaming.Streamer in `--chunk-ms` chunks (160 ms by
 default) with TensorFlow limited to one thread, and times every `feed`. Real-time factor =
 compute time / audio time. Emission latency needs word end times you can trust, so the
 utterances are those of scripts/bench_word_timings.py: test sentences of a `ds2 ingest synth`
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ds2_keras.frames import output_frame_seconds
+from ds2_keras.core.frames import output_frame_seconds
 
 
 def emission_times(partials: list[str], final: str, chunk_seconds: float, compute: list[float]) -> list[float]:
@@ -50,9 +50,9 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from bench_word_timings import build_utterance, matched_words
-    from ds2_keras.checkpoints import load_model_file
-    from ds2_keras.streaming import Streamer, StreamingRecognizer, array_chunks
-    from ingest.synth import available_speakers, plan_corpus
+    from ds2_keras.model.checkpoints import load_model_file
+    from ds2_keras.deploy.streaming import Streamer, StreamingRecognizer, array_chunks
+    from ds2_keras.ingest.synth import available_speakers, plan_corpus
 
     model = load_model_file(args.model_file, compile=False)
     config = model.ds2_config

@@ -51,8 +51,8 @@ FRAMES_PER_SECOND = 100  # both toolkits: 10 ms hop, 20 ms window, 161 bins at 1
 OURS = r"""
 import json, sys
 from pathlib import Path
-from ds2_keras.benchmark import training_rate
-from ds2_keras.config import preset
+from ds2_keras.train.benchmark import training_rate
+from ds2_keras.core.config import preset
 args = json.loads(sys.argv[1])
 config = preset(args["preset"]).with_overrides(args["overrides"])
 rate = training_rate(config, [Path(args["manifest"])], args["batch_size"], args["steps"], args["warmup"])
@@ -249,9 +249,9 @@ def main() -> None:
     overrides = ISSUE_12_OVERRIDES if args.overrides is None else args.overrides
 
     sys.path.insert(0, str(args.ours_checkout))
-    from ds2_keras.config import preset
-    from ds2_keras.data import plan_epoch, select_utterances
-    from ds2_keras.manifest import read_manifest
+    from ds2_keras.core.config import preset
+    from ds2_keras.data.dataset import plan_epoch, select_utterances
+    from ds2_keras.data.manifest import read_manifest
 
     config = preset(args.preset).with_overrides(overrides)
     utterances = select_utterances(read_manifest(args.manifest), config)

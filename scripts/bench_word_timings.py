@@ -1,7 +1,7 @@
 """How well `ds2 transcribe` times words, and how well its word confidences flag errors.
 
 The reference must be trustworthy, so utterances are built word by word: each word of a test
-sentence is synthesized alone by espeak-ng (ingest.synth.speak), its leading and trailing
+sentence is synthesized alone by espeak-ng (ds2_keras.ingest.synth.speak), its leading and trailing
 silence trimmed by energy, and the words are joined with silences of known, random length,
 then levelled and noised as `ds2 ingest synth` does. Every word's true start and end is thus
 known to a sample. Sentences and voices are those of the test split `ds2 ingest synth -n
@@ -29,15 +29,15 @@ from pathlib import Path
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
-from ds2_keras.alphabet import normalize_text
-from ds2_keras.audio import SAMPLE_RATE
-from ds2_keras.checkpoints import load_model_file
-from ds2_keras.decoding import BeamSearchDecoder, Hypothesis
-from ds2_keras.frames import output_frame_seconds
-from ds2_keras.metrics import wer
-from ds2_keras.recognizer import recognizer
-from ds2_keras.transcribe import transcribe
-from ingest.synth import Recording, available_speakers, pink_noise, plan_corpus, speak, speech_rms
+from ds2_keras.core.alphabet import normalize_text
+from ds2_keras.data.audio import SAMPLE_RATE
+from ds2_keras.model.checkpoints import load_model_file
+from ds2_keras.decode.decoders import BeamSearchDecoder, Hypothesis
+from ds2_keras.core.frames import output_frame_seconds
+from ds2_keras.core.metrics import wer
+from ds2_keras.deploy.recognizer import recognizer
+from ds2_keras.deploy.transcribe import transcribe
+from ds2_keras.ingest.synth import Recording, available_speakers, pink_noise, plan_corpus, speak, speech_rms
 
 TRIM_DB = 40.0  # a word's audio starts and ends where its 5 ms frames come within this of its loudest
 _TRIM_FRAME = SAMPLE_RATE // 200

@@ -18,8 +18,8 @@ import json
 import shutil
 from pathlib import Path
 
-from ds2_keras import plots
-from ds2_keras.checkpoints import HISTORY_FILENAME, timed_cer
+from ds2_keras.evaluate import plots
+from ds2_keras.model.checkpoints import HISTORY_FILENAME, timed_cer
 
 DEMO_PLOTS = ("error_rate_by_length.png", "character_confusion.png")  # written by the demo's evaluate --plots
 

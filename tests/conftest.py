@@ -18,7 +18,7 @@ TRAINED_BATCH_SIZE = 4
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory) -> dict[str, Path]:
     """Split name ("train", "val", "test") -> manifest of a seeded espeak-ng corpus (~3 s utterances)."""
-    from ingest.synth import synthesize_corpus
+    from ds2_keras.ingest.synth import synthesize_corpus
 
     return synthesize_corpus(tmp_path_factory.mktemp("corpus"), CORPUS_UTTERANCES, seed=0).manifests
 
@@ -32,9 +32,9 @@ def trained_model(corpus, tmp_path_factory) -> Path:
     """
     import keras
 
-    from ds2_keras.checkpoints import MODEL_FILENAME
-    from ds2_keras.config import preset
-    from ds2_keras.training import FitRequest, fit
+    from ds2_keras.model.checkpoints import MODEL_FILENAME
+    from ds2_keras.core.config import preset
+    from ds2_keras.train.fit import FitRequest, fit
 
     keras.utils.set_random_seed(0)
     output_dir = tmp_path_factory.mktemp("trained")

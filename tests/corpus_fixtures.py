@@ -97,8 +97,8 @@ def make_commonvoice(root: Path, split: str, rows: dict[str, tuple[str, float]])
 def make_spoken_commonvoice(root: Path, split: str, sentences: dict[str, str], voice: str,
                             sample_rate: int = 48000) -> None:
     """Like make_commonvoice, but each clip says its sentence, in an espeak-ng `voice` (`es`, `de`, ...)."""
-    from ds2_keras.audio import resample
-    from ingest.synth import speak
+    from ds2_keras.data.audio import resample
+    from ds2_keras.ingest.synth import speak
 
     header = "client_id\tpath\tsentence\tup_votes\tdown_votes\tage\tgender\taccent"
     lines = [header] + [f"c0ffee\t{clip}\t{sentence}\t2\t0\t\t\t" for clip, sentence in sentences.items()]

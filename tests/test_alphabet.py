@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ds2_keras.alphabet import (
+from ds2_keras.core.alphabet import (
     BLANK_INDEX, ENGLISH_ALPHABET, Alphabet, AlphabetError, UnmappableTextError, normalize_text, number_to_words,
 )
 

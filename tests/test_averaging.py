@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from ds2_keras.averaging import AVERAGED_FILENAME, kept_epochs, remove_stale_epoch_temporaries, snapshot_path
-from ds2_keras.checkpoints import MODEL_FILENAME, load_model_file
-from ds2_keras.cli import main
-from ds2_keras.fileio import atomic_path
+from ds2_keras.train.averaging import AVERAGED_FILENAME, kept_epochs, remove_stale_epoch_temporaries, snapshot_path
+from ds2_keras.model.checkpoints import MODEL_FILENAME, load_model_file
+from ds2_keras.cli.main import main
+from ds2_keras.core.fileio import atomic_path
 
 
 def fit_tiny(corpus: dict[str, Path], output: Path, epochs: int, *extra: str) -> str:

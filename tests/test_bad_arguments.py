@@ -13,8 +13,8 @@ from typing import Callable
 import pytest
 from click.testing import CliRunner
 
-from ds2_keras.cli import main
-from ds2_keras.manifest import COLUMNS
+from ds2_keras.cli.main import main
+from ds2_keras.data.manifest import COLUMNS
 from faults import one_line_error, run_ds2
 
 

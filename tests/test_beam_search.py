@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ds2_keras.alphabet import ENGLISH_ALPHABET
-from ds2_keras.beam_search import word_posteriors
-from ds2_keras.decoder_settings import DecoderSettings, read_hotwords
-from ds2_keras.decoding import BeamSearchDecoder, Hotword, greedy_decode
-from ds2_keras.errors import DS2Error
+from ds2_keras.core.alphabet import ENGLISH_ALPHABET
+from ds2_keras.decode.beam_search import word_posteriors
+from ds2_keras.decode.settings import DecoderSettings, read_hotwords
+from ds2_keras.decode.decoders import BeamSearchDecoder, Hotword, greedy_decode
+from ds2_keras.core.errors import DS2Error
 from test_decoding import AMBIGUOUS, arpa, frames  # noqa: F401 (arpa is a fixture)
 
 STEP = 0.03

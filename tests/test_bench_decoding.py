@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ds2_keras.manifest import read_manifest
+from ds2_keras.data.manifest import read_manifest
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 

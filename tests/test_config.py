@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from ds2_keras.config import PRESETS, DS2Config, preset
-from ds2_keras.distribute import cluster_workers, is_chief
+from ds2_keras.core.config import PRESETS, DS2Config, preset
+from ds2_keras.core.distribute import cluster_workers, is_chief
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

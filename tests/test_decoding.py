@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ds2_keras.alphabet import BLANK_INDEX, ENGLISH_ALPHABET
-from ds2_keras.errors import LanguageModelError
-from ds2_keras.decoding import BeamSearchDecoder, greedy_decode, greedy_decode_tf, read_lm_vocabulary
-from ds2_keras.lm import build_arpa, grid_search
+from ds2_keras.core.alphabet import BLANK_INDEX, ENGLISH_ALPHABET
+from ds2_keras.core.errors import LanguageModelError
+from ds2_keras.decode.decoders import BeamSearchDecoder, greedy_decode, greedy_decode_tf, read_lm_vocabulary
+from ds2_keras.decode.lm import build_arpa, grid_search
 
 SYMBOLS = ENGLISH_ALPHABET.symbols
 

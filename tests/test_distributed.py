@@ -22,20 +22,20 @@ import hashlib, json, sys
 from pathlib import Path
 
 args = json.loads(sys.argv[1])
-from ds2_keras.distribute import split_cpu
+from ds2_keras.core.distribute import split_cpu
 
 if args["cpu_replicas"] > 1:
     split_cpu(args["cpu_replicas"])
 import keras
 import numpy as np
 
-import ds2_keras.data
-from ds2_keras.config import preset
-from ds2_keras.training import FitRequest, fit
+import ds2_keras.data.dataset
+from ds2_keras.core.config import preset
+from ds2_keras.train.fit import FitRequest, fit
 
 decodes = []  # every audio file this worker decoded: each input pipeline reads only its slice
-load_audio = ds2_keras.data.load_audio
-ds2_keras.data.load_audio = lambda path, *args: decodes.append(path) or load_audio(path, *args)
+load_audio = ds2_keras.data.dataset.load_audio
+ds2_keras.data.dataset.load_audio = lambda path, *args: decodes.append(path) or load_audio(path, *args)
 
 keras.utils.set_random_seed(0)
 model = fit(FitRequest([Path(args["manifest"])], [], args["epochs"], args["batch_size"], Path(args["output_dir"]),
@@ -121,7 +121,7 @@ def test_mirrored_replicas_keep_identical_batchnorm_statistics(mirrored):
 
 def planned_rows(corpus) -> int:
     """Rows of every planned batch of the run: what one host decodes in all."""
-    from ds2_keras.manifest import read_manifest
+    from ds2_keras.data.manifest import read_manifest
 
     return EPOCHS * -(-len(read_manifest(corpus["train"])) // BATCH_SIZE) * BATCH_SIZE
 

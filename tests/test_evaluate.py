@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ds2_keras.cli import main
-from ds2_keras.inference_file import read_inference
-from ds2_keras.manifest import read_manifest, write_manifest
+from ds2_keras.cli.main import main
+from ds2_keras.evaluate.inference_file import read_inference
+from ds2_keras.data.manifest import read_manifest, write_manifest
 
 
 def run(*args: str):

@@ -25,12 +25,12 @@ import pytest
 import soundfile
 from click.testing import CliRunner
 
-from ds2_keras.checkpoints import load_model_file
-from ds2_keras.cli import main
-from ds2_keras.export import ExportError, export_saved_model, partial_directory
-from ds2_keras.locks import holding_directory
-from ds2_keras.recognizer import recognizer
-from ds2_keras.transcribe import transcribe_files
+from ds2_keras.model.checkpoints import load_model_file
+from ds2_keras.cli.main import main
+from ds2_keras.deploy.export import ExportError, export_saved_model, partial_directory
+from ds2_keras.core.locks import holding_directory
+from ds2_keras.deploy.recognizer import recognizer
+from ds2_keras.deploy.transcribe import transcribe_files
 from faults import DS2, as_unprivileged, file_size_limit, one_line_error, run_ds2, shared_dir  # noqa: F401 - a fixture
 from test_transcribe import RATE, speechlike, write_tiny_model
 
@@ -320,7 +320,7 @@ def test_export_onto_a_full_disk_leaves_nothing_behind(served, tmp_path):
 LIVE_EXPORT = r'''
 import sys, time
 from pathlib import Path
-from ds2_keras.export import partial_directory
+from ds2_keras.deploy.export import partial_directory
 
 with partial_directory(Path(sys.argv[1]), 7) as staging:
     print(staging, flush=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ds2_keras.recurrent import GRU, LSTM, _recurrence_written_out
+from ds2_keras.model.recurrent import GRU, LSTM, _recurrence_written_out
 
 LENGTHS = [9, 4, 1, 7]  # right-padded to 9 frames, as the model's masks are
 
@@ -103,8 +103,8 @@ def test_bidirectional_projected_gru_equals_keras_in_a_graph():
 
 
 def test_model_uses_the_projected_layers():
-    from ds2_keras.config import preset
-    from ds2_keras.model import build_model
+    from ds2_keras.core.config import preset
+    from ds2_keras.model.network import build_model
 
     model = build_model(preset("tiny"))
     bidirectional = model.get_layer("bigru0")
@@ -119,7 +119,7 @@ def test_model_uses_the_projected_layers():
     ((2, 9, 12, 3), (1, 3), (2, 2)),      # a stride phase that no kernel tap reaches
 ])
 def test_conv2d_fast_gradients_equal_tensorflow(shape, kernel, strides):
-    from ds2_keras.convolution import conv2d_fast_gradients
+    from ds2_keras.model.convolution import conv2d_fast_gradients
 
     rng = np.random.default_rng(2)
     x = tf.constant(rng.normal(size=shape).astype(np.float32))
@@ -137,8 +137,8 @@ def test_conv2d_fast_gradients_equal_tensorflow(shape, kernel, strides):
 
 
 def test_model_uses_the_fast_convolution():
-    from ds2_keras.config import preset
-    from ds2_keras.convolution import Conv2D
-    from ds2_keras.model import build_model
+    from ds2_keras.core.config import preset
+    from ds2_keras.model.convolution import Conv2D
+    from ds2_keras.model.network import build_model
 
     assert isinstance(build_model(preset("tiny")).get_layer("conv0"), Conv2D)

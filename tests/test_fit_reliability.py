@@ -1,6 +1,6 @@
 """`ds2 fit` never loses work: kill -9, Ctrl-C and SIGTERM at named moments, and bad input found before training.
 
-The faults are injected at named points (ds2_keras/faults.py: the process signals itself the
+The faults are injected at named points (ds2_keras/core/faults.py: the process signals itself the
 Nth time it reaches a point), so every test hits the same moment on a slow or a fast machine.
 """
 from __future__ import annotations
@@ -19,11 +19,11 @@ from click.testing import CliRunner
 from corpus_fixtures import write_garbage
 from faults import DS2, one_line_error, run_ds2
 from test_training import fit_args, model_state
-from ds2_keras.checkpoints import EPOCH_METRICS, HISTORY_FILENAME, MODEL_FILENAME, load_model_file
-from ds2_keras.cli import main
-from ds2_keras.manifest import read_manifest, write_manifest
-from ds2_keras.config import preset
-from ds2_keras.training import FIT_LOCK, FitRequest, fit
+from ds2_keras.model.checkpoints import EPOCH_METRICS, HISTORY_FILENAME, MODEL_FILENAME, load_model_file
+from ds2_keras.cli.main import main
+from ds2_keras.data.manifest import read_manifest, write_manifest
+from ds2_keras.core.config import preset
+from ds2_keras.train.fit import FIT_LOCK, FitRequest, fit
 
 EPOCHS = 3  # of 5 steps each (20 training utterances, -z 4)
 

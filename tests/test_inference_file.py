@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ds2_keras.inference_file import (
+from ds2_keras.evaluate.inference_file import (
     COLUMNS, TIMING_COLUMNS, InferenceFileError, inference_table, read_inference, write_inference,
 )
-from ds2_keras.words import Hypothesis, Word
+from ds2_keras.decode.words import Hypothesis, Word
 
 REFERENCES = ["the cat sat", "nan", "a dog"]
 PREDICTIONS = ["the cot sat", "", "a dog"]

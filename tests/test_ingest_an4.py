@@ -7,11 +7,11 @@ import pytest
 from click.testing import CliRunner
 
 from corpus_fixtures import AN4, an4_audio, make_an4, write_tone
-from ds2_keras.alphabet import normalize_text
-from ds2_keras.manifest import read_manifest
-from ingest.an4 import ingest_an4, parse_transcription_line
-from ingest.commands import ingest
-from ingest.common import IngestError
+from ds2_keras.core.alphabet import normalize_text
+from ds2_keras.data.manifest import read_manifest
+from ds2_keras.ingest.an4 import ingest_an4, parse_transcription_line
+from ds2_keras.ingest.commands import ingest
+from ds2_keras.ingest.common import IngestError
 
 
 def run(source: Path, tmp_path: Path, split: str = "train"):

@@ -12,12 +12,12 @@ from corpus_fixtures import (
     LIBRISPEECH, add_librispeech_line, librispeech_audio, librispeech_transcript, make_librispeech,
     write_garbage, write_tone,
 )
-from ds2_keras.alphabet import normalize_text
-from ds2_keras.manifest import COLUMNS, read_manifest
-from ingest import common
-from ingest.commands import ingest
-from ingest.common import IngestError
-from ingest.librispeech import ingest_librispeech
+from ds2_keras.core.alphabet import normalize_text
+from ds2_keras.data.manifest import COLUMNS, read_manifest
+from ds2_keras.ingest import common
+from ds2_keras.ingest.commands import ingest
+from ds2_keras.ingest.common import IngestError
+from ds2_keras.ingest.librispeech import ingest_librispeech
 
 
 def run(source: Path, tmp_path: Path):

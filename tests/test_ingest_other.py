@@ -7,12 +7,12 @@ import pytest
 from click.testing import CliRunner
 
 from corpus_fixtures import make_commonvoice, make_ljspeech, write_garbage, write_tone
-from ds2_keras.manifest import read_manifest
-from ingest.commands import ingest
-from ingest.common import IngestError
-from ingest.commonvoice import ingest_commonvoice
-from ingest.folder import ingest_folder
-from ingest.ljspeech import ingest_ljspeech
+from ds2_keras.data.manifest import read_manifest
+from ds2_keras.ingest.commands import ingest
+from ds2_keras.ingest.common import IngestError
+from ds2_keras.ingest.commonvoice import ingest_commonvoice
+from ds2_keras.ingest.folder import ingest_folder
+from ds2_keras.ingest.ljspeech import ingest_ljspeech
 
 LJ_ROWS = {
     "LJ001-0001": ("Printing, in 1640.", "Printing, in sixteen forty.", 0.6),

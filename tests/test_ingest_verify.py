@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from corpus_fixtures import LIBRISPEECH, make_librispeech, write_nonfinite_wav, write_tone
-from ds2_keras.audio import AudioError, verify_audio
-from ds2_keras.manifest import read_manifest
-from ingest import common
-from ingest.commands import ingest
+from ds2_keras.data.audio import AudioError, verify_audio
+from ds2_keras.data.manifest import read_manifest
+from ds2_keras.ingest import common
+from ds2_keras.ingest.commands import ingest
 
 
 def truncate(path: Path, fraction: float = 1 / 3) -> Path:

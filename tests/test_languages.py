@@ -13,17 +13,17 @@ import pytest
 from click.testing import CliRunner
 
 from corpus_fixtures import make_spoken_commonvoice
-from ds2_keras.alphabet import ENGLISH_ALPHABET, Alphabet
-from ds2_keras.checkpoints import load_model_file
-from ds2_keras.cli import main
-from ds2_keras.config import preset
-from ds2_keras.data import evaluation_utterances, select_utterances
-from ds2_keras.finetune import transfer_weights
-from ds2_keras.manifest import read_manifest
-from ds2_keras.model import DS2Model
-from ds2_keras.training import FitRequest, fit
+from ds2_keras.core.alphabet import ENGLISH_ALPHABET, Alphabet
+from ds2_keras.model.checkpoints import load_model_file
+from ds2_keras.cli.main import main
+from ds2_keras.core.config import preset
+from ds2_keras.data.dataset import evaluation_utterances, select_utterances
+from ds2_keras.train.finetune import transfer_weights
+from ds2_keras.data.manifest import read_manifest
+from ds2_keras.model.network import DS2Model
+from ds2_keras.train.fit import FitRequest, fit
 from faults import one_line_error, run_ds2
-from ingest.commands import ingest
+from ds2_keras.ingest.commands import ingest
 
 # Short sentences that hold ñ, ü and accented vowels; the first three are also the test split.
 SENTENCES = {

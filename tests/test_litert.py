@@ -1,4 +1,4 @@
-"""LiteRT export (`ds2 export --format litert`) and the TF-free runtime (ds2_keras.litert_runtime).
+"""LiteRT export (`ds2 export --format litert`) and the TF-free runtime (ds2_keras.deploy.litert_runtime).
 
 Float exports must give the Keras model's logits (the STFT is a matmul there, the rest the same
 ops): within 1e-4 absolute, logits being O(1..10). Streaming through `stream_step` in chunks of
@@ -16,14 +16,14 @@ import pytest
 import soundfile
 from click.testing import CliRunner
 
-from ds2_keras.checkpoints import load_model_file
-from ds2_keras.cli import main
-from ds2_keras.config import preset
-from ds2_keras.decoding import greedy_hypotheses
-from ds2_keras.litert import QUANTIZATIONS, export_litert
-from ds2_keras.litert_runtime import LiteRTModel, sidecar_path
-from ds2_keras.model import DS2Model
-from ds2_keras.words import greedy_hypothesis
+from ds2_keras.model.checkpoints import load_model_file
+from ds2_keras.cli.main import main
+from ds2_keras.core.config import preset
+from ds2_keras.decode.decoders import greedy_hypotheses
+from ds2_keras.deploy.litert_export import QUANTIZATIONS, export_litert
+from ds2_keras.deploy.litert_runtime import LiteRTModel, sidecar_path
+from ds2_keras.model.network import DS2Model
+from ds2_keras.decode.words import greedy_hypothesis
 from faults import one_line_error, run_ds2
 from test_transcribe import speechlike
 from test_waveform_model import DATA, legacy_inputs
@@ -163,7 +163,7 @@ def test_numpy_greedy_words_equal_the_tf_decoding():
 
 
 NO_TENSORFLOW = ("import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None\n"
-                 "from ds2_keras.litert_runtime import main\nsys.exit(main(sys.argv[1:]))")
+                 "from ds2_keras.deploy.litert_runtime import main\nsys.exit(main(sys.argv[1:]))")
 
 
 def run_without_tensorflow(*args: str) -> subprocess.CompletedProcess:
@@ -177,7 +177,7 @@ def test_runtime_transcribes_where_tensorflow_cannot_be_imported(trained_model, 
     soundfile.write(audio, waveform, RATE, subtype="FLOAT")
     model = load_model_file(trained_model, compile=False)
     config = model.ds2_config
-    from ds2_keras.frames import output_frame_seconds
+    from ds2_keras.core.frames import output_frame_seconds
 
     (expected,) = greedy_hypotheses(keras_logits(model, waveform)[None], frame_seconds=output_frame_seconds(config),
                                     alphabet=model.alphabet)

@@ -4,8 +4,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from ds2_keras.errors import LanguageModelError
-from ds2_keras.lm import FALLBACK_DISCOUNTS, _discounts, build_arpa, manifest_corpus, read_text_corpus
+from ds2_keras.core.errors import LanguageModelError
+from ds2_keras.decode.lm import FALLBACK_DISCOUNTS, _discounts, build_arpa, manifest_corpus, read_text_corpus
 
 
 def load(path):

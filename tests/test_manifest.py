@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from corpus_fixtures import write_tone
-from ds2_keras.manifest import COLUMNS, ManifestError, read_manifest, read_manifests, write_manifest
+from ds2_keras.data.manifest import COLUMNS, ManifestError, read_manifest, read_manifests, write_manifest
 
 
 def frame(*uids: str, base: Path = Path("/data")) -> pd.DataFrame:

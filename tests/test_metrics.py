@@ -2,8 +2,8 @@ import jiwer
 import numpy as np
 import pytest
 
-from ds2_keras.metrics import cer, edit_distance, wer
-from ds2_keras.report import format_report, worst_utterances
+from ds2_keras.core.metrics import cer, edit_distance, wer
+from ds2_keras.evaluate.report import format_report, worst_utterances
 
 
 def test_edit_distance_counts_substitutions_insertions_and_deletions():

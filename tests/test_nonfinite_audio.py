@@ -12,9 +12,9 @@ import soundfile
 from click.testing import CliRunner
 
 from corpus_fixtures import tone, write_nonfinite_wav, write_tone
-from ds2_keras.audio import AudioError, load_audio
-from ds2_keras.cli import main
-from ds2_keras.manifest import REQUIRED_COLUMNS, write_manifest
+from ds2_keras.data.audio import AudioError, load_audio
+from ds2_keras.cli.main import main
+from ds2_keras.data.manifest import REQUIRED_COLUMNS, write_manifest
 from test_transcribe import write_tiny_model
 
 NON_FINITE = "non-finite samples (NaN or Inf)"

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from corpus_fixtures import make_an4, make_commonvoice, make_librispeech, make_ljspeech, write_tone
-from ds2_keras.cli import main
+from ds2_keras.cli.main import main
 from test_ingest_other import CV_ROWS, LJ_ROWS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,7 +142,7 @@ def test_lm_build_target_in_the_way(tmp_path, blocked):
 
 def ds2(*args, limit_bytes: int | None = None, prefix: Sequence[str] = ()) -> subprocess.CompletedProcess:
     """Run `ds2 ARGS` in a fresh Python, optionally under a file size limit or a wrapper command."""
-    command = [*prefix, sys.executable, "-c", "from ds2_keras.cli import main; main()", *map(str, args)]
+    command = [*prefix, sys.executable, "-c", "from ds2_keras.cli.main import main; main()", *map(str, args)]
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
 

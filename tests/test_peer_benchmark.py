@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ds2_keras.config import PRESETS, preset
+from ds2_keras.core.config import PRESETS, preset
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench_vs_deepspeech_pytorch.py"
 

@@ -13,14 +13,14 @@ import pytest
 import tensorflow as tf
 
 from corpus_fixtures import write_garbage
-from ds2_keras import augment
-from ds2_keras.checkpoints import load_model_file
-from ds2_keras.config import DS2Config, preset
-from ds2_keras.data import Utterances, evaluation_dataset, plan_epoch, select_utterances, training_dataset
-from ds2_keras.features import normalized_features
-from ds2_keras.frames import analysis_frames
-from ds2_keras.inference import run_inference
-from ds2_keras.manifest import REQUIRED_COLUMNS, read_manifest
+from ds2_keras.data import augment
+from ds2_keras.model.checkpoints import load_model_file
+from ds2_keras.core.config import DS2Config, preset
+from ds2_keras.data.dataset import Utterances, evaluation_dataset, plan_epoch, select_utterances, training_dataset
+from ds2_keras.model.features import normalized_features
+from ds2_keras.core.frames import analysis_frames
+from ds2_keras.model.batch_inference import run_inference
+from ds2_keras.data.manifest import REQUIRED_COLUMNS, read_manifest
 
 TINY = preset("tiny")
 

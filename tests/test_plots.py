@@ -8,13 +8,13 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
-from ds2_keras import plots
-from ds2_keras.alphabet import BLANK_INDEX, ENGLISH_ALPHABET
-from ds2_keras.checkpoints import PARTIAL_EPOCH, timed_cer
-from ds2_keras.config import preset
-from ds2_keras.decoding import Hypothesis
-from ds2_keras.evaluate import Evaluation
-from ds2_keras.metrics import cer, wer
+from ds2_keras.evaluate import plots
+from ds2_keras.core.alphabet import BLANK_INDEX, ENGLISH_ALPHABET
+from ds2_keras.model.checkpoints import PARTIAL_EPOCH, timed_cer
+from ds2_keras.core.config import preset
+from ds2_keras.decode.decoders import Hypothesis
+from ds2_keras.evaluate.evaluation import Evaluation
+from ds2_keras.core.metrics import cer, wer
 
 REFERENCES = ["the cat sat", "a dog ran home", "hello", "go"]
 PREDICTIONS = ["the cat sad", "a dg ran hom", "hallo there", "go"]

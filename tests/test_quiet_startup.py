@@ -18,7 +18,7 @@ FAKE_TENSORFLOW = textwrap.dedent('''
 
 IMPORT_IT = textwrap.dedent('''
     import sys
-    from ds2_keras.quiet_startup import hide_tensorflow_start_up_info
+    from ds2_keras.core.quiet_startup import hide_tensorflow_start_up_info
     hide_tensorflow_start_up_info()
     import importlib.util
     assert importlib.util.find_spec("tensorflow")  # a look-up first, as ds2's TensorFlow check does

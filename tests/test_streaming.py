@@ -17,16 +17,16 @@ import soundfile
 import tensorflow as tf
 from click.testing import CliRunner
 
-from ds2_keras.audio import load_audio
-from ds2_keras.checkpoints import load_model_file
-from ds2_keras.cli import main
-from ds2_keras.config import preset
-from ds2_keras.decoding import BeamSearchDecoder, Hotword, greedy_decode
-from ds2_keras.export import export_saved_model
-from ds2_keras.frames import output_frame_seconds
-from ds2_keras.manifest import read_manifest
-from ds2_keras.streaming import Streamer, StreamingError, StreamingRecognizer, container_name
-from ds2_keras.training import FitRequest, fit
+from ds2_keras.data.audio import load_audio
+from ds2_keras.model.checkpoints import load_model_file
+from ds2_keras.cli.main import main
+from ds2_keras.core.config import preset
+from ds2_keras.decode.decoders import BeamSearchDecoder, Hotword, greedy_decode
+from ds2_keras.deploy.export import export_saved_model
+from ds2_keras.core.frames import output_frame_seconds
+from ds2_keras.data.manifest import read_manifest
+from ds2_keras.deploy.streaming import Streamer, StreamingError, StreamingRecognizer, container_name
+from ds2_keras.train.fit import FitRequest, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 STREAMING_TINY = preset("tiny").replace(bidirectional=False, streaming=True, lookahead=2, learning_rate=3e-3)

@@ -10,12 +10,12 @@ import pytest
 import soundfile
 from click.testing import CliRunner
 
-from ds2_keras.alphabet import normalize_text
-from ds2_keras.manifest import read_manifest
-from ingest import synth as synth_module
-from ingest.sentences import MAX_WORDS, MIN_WORDS, WRITTEN, compose_sentences, sentence_pool, word_count
-from ingest.commands import ingest
-from ingest.synth import SPLITS, SynthError, SynthesizedCorpus, split_sizes, synthesize_corpus
+from ds2_keras.core.alphabet import normalize_text
+from ds2_keras.data.manifest import read_manifest
+from ds2_keras.ingest import synth as synth_module
+from ds2_keras.ingest.sentences import MAX_WORDS, MIN_WORDS, WRITTEN, compose_sentences, sentence_pool, word_count
+from ds2_keras.ingest.commands import ingest
+from ds2_keras.ingest.synth import SPLITS, SynthError, SynthesizedCorpus, split_sizes, synthesize_corpus
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 N = 16

@@ -5,8 +5,8 @@ import sys
 
 from click.testing import CliRunner
 
-from ds2_keras.cli import main
-from ds2_keras.tensorflow_build import BUILDS, installed_builds
+from ds2_keras.cli.main import main
+from ds2_keras.core.tensorflow_build import BUILDS, installed_builds
 
 
 def test_without_tensorflow_every_command_says_which_extra_to_install(monkeypatch, tmp_path):

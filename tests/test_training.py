@@ -26,22 +26,22 @@ from click.testing import CliRunner
 from conftest import TRAINED_BATCH_SIZE
 from corpus_fixtures import write_garbage
 from faults import DS2, as_unprivileged, file_size_limit, one_line_error, run_ds2, shared_dir  # noqa: F401 - a fixture
-from ds2_keras.alphabet import ENGLISH_ALPHABET
-from ds2_keras.audio import load_audio
-from ds2_keras.checkpoints import (BEST_FILENAME, MODEL_FILENAME, PARTIAL_EPOCH, load_model_file, save_model_file,
+from ds2_keras.core.alphabet import ENGLISH_ALPHABET
+from ds2_keras.data.audio import load_audio
+from ds2_keras.model.checkpoints import (BEST_FILENAME, MODEL_FILENAME, PARTIAL_EPOCH, load_model_file, save_model_file,
                                    timed_cer)
-from ds2_keras.benchmark import _batch_seconds, _bench_data, _epochs_to_time
-from ds2_keras.cli import main
-from ds2_keras.config import preset
-from ds2_keras.data import Utterances, batches_per_epoch, select_utterances, training_dataset
-from ds2_keras.decoding import greedy_decode_utterances
-from ds2_keras.frames import output_frames
-from ds2_keras.inference import forward_pass, run_inference
-from ds2_keras.manifest import read_manifest, write_manifest
-from ds2_keras.metrics import cer
-from ds2_keras.model import DS2Model
-from ds2_keras.optim import make_optimizer, make_schedule, rate_after
-from ds2_keras.training import FIT_LOCK, FitRequest, WallClockBudget, fit
+from ds2_keras.train.benchmark import _batch_seconds, _bench_data, _epochs_to_time
+from ds2_keras.cli.main import main
+from ds2_keras.core.config import preset
+from ds2_keras.data.dataset import Utterances, batches_per_epoch, select_utterances, training_dataset
+from ds2_keras.decode.decoders import greedy_decode_utterances
+from ds2_keras.core.frames import output_frames
+from ds2_keras.model.batch_inference import forward_pass, run_inference
+from ds2_keras.data.manifest import read_manifest, write_manifest
+from ds2_keras.core.metrics import cer
+from ds2_keras.model.network import DS2Model
+from ds2_keras.model.optim import make_optimizer, make_schedule, rate_after
+from ds2_keras.train.fit import FIT_LOCK, FitRequest, WallClockBudget, fit
 
 TINY = preset("tiny")
 

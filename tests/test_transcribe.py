@@ -14,17 +14,17 @@ import pytest
 import soundfile
 from click.testing import CliRunner
 
-from ds2_keras.audio import load_audio
-from ds2_keras.checkpoints import load_model_file, save_model_file
-from ds2_keras.cli import main
-from ds2_keras.config import preset
-from ds2_keras.model import DS2Model
-from ds2_keras.recognizer import recognizer
-from ds2_keras.transcribe import (
+from ds2_keras.data.audio import load_audio
+from ds2_keras.model.checkpoints import load_model_file, save_model_file
+from ds2_keras.cli.main import main
+from ds2_keras.core.config import preset
+from ds2_keras.model.network import DS2Model
+from ds2_keras.deploy.recognizer import recognizer
+from ds2_keras.deploy.transcribe import (
     join_pieces, recognize_batches, split_at_pauses, transcribe, transcribe_files,
 )
-from ds2_keras.transcript_writers import transcript_record
-from ds2_keras.words import Hypothesis, Word
+from ds2_keras.decode.transcript_writers import transcript_record
+from ds2_keras.decode.words import Hypothesis, Word
 from test_transcript_writers import parse_srt, parse_vtt
 
 RATE = 16000

@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pytest
 
-from ds2_keras.transcript_writers import (
+from ds2_keras.decode.transcript_writers import (
     MAX_CUE_SECONDS, MAX_LINE_CHARACTERS, MAX_LINES, printed_text, srt_text, subtitle_cues, transcript_record,
     vtt_text, write_transcript,
 )
-from ds2_keras.words import Hypothesis, Word
+from ds2_keras.decode.words import Hypothesis, Word
 
 _TIME = r"(\d\d):(\d\d):(\d\d)[,.](\d\d\d)"
 _CUE_TIMES = re.compile(rf"^{_TIME} --> {_TIME}$")

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from ds2_keras.alphabet import ENGLISH_ALPHABET
-from ds2_keras.checkpoints import load_model_file
-from ds2_keras.config import preset
-from ds2_keras.data import AudioLoader, check_cache_fits, evaluation_utterances, select_utterances, training_dataset
-from ds2_keras.errors import DS2Error
-from ds2_keras.features import normalized_features
-from ds2_keras.manifest import REQUIRED_COLUMNS, read_manifest
+from ds2_keras.core.alphabet import ENGLISH_ALPHABET
+from ds2_keras.model.checkpoints import load_model_file
+from ds2_keras.core.config import preset
+from ds2_keras.data.dataset import AudioLoader, check_cache_fits, evaluation_utterances, select_utterances, training_dataset
+from ds2_keras.core.errors import DS2Error
+from ds2_keras.model.features import normalized_features
+from ds2_keras.data.manifest import REQUIRED_COLUMNS, read_manifest
 
 DATA = Path(__file__).parent / "data"
 TINY = preset("tiny")

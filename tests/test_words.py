@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ds2_keras.alphabet import ENGLISH_ALPHABET
-from ds2_keras.config import preset
-from ds2_keras.decoding import BeamSearchDecoder, GreedyDecoder, Hypothesis, Word, greedy_decode, greedy_hypotheses
-from ds2_keras.frames import output_frame_seconds
-from ds2_keras.words import WORD_OUTPUTS, words_from_paths
+from ds2_keras.core.alphabet import ENGLISH_ALPHABET
+from ds2_keras.core.config import preset
+from ds2_keras.decode.decoders import BeamSearchDecoder, GreedyDecoder, Hypothesis, Word, greedy_decode, greedy_hypotheses
+from ds2_keras.core.frames import output_frame_seconds
+from ds2_keras.decode.words import WORD_OUTPUTS, words_from_paths
 from test_decoding import AMBIGUOUS, arpa, batch, frames  # noqa: F401 (arpa is a fixture)
 
 SYMBOLS = ENGLISH_ALPHABET.symbols
