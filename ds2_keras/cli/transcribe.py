@@ -99,7 +99,8 @@ def _recognizers(model_file: Path, stream: bool, decoder: DecoderSettings
     Only what the command needs is built: the streamer factory with --stream, else the recognizer.
     """
     from ds2_keras.decode.decoders import GreedyDecoder
-    from ds2_keras.deploy.litert_runtime import LiteRTModel, is_litert_file
+    from ds2_keras.core.litert_file import is_litert_file
+    from ds2_keras.deploy.litert_runtime import LiteRTModel
 
     if is_litert_file(model_file):
         litert = LiteRTModel(model_file)

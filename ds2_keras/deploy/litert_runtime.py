@@ -22,13 +22,13 @@ import numpy as np
 from ds2_keras.core.config import DS2Config
 from ds2_keras.core.errors import DS2Error, FileError
 from ds2_keras.core.frames import output_frames
+from ds2_keras.core.litert_file import TFLITE_MAGIC
 from ds2_keras.decode.words import Hypothesis, greedy_hypothesis
 
 if TYPE_CHECKING:
     from ds2_keras.decode.decoders import Decoder
 
 SIDECAR_FORMAT = "ds2-litert/1"
-_TFLITE_MAGIC = b"TFL3"  # a flatbuffer's file identifier, bytes 4-8
 
 
 class LiteRTModelError(FileError):
@@ -38,18 +38,6 @@ class LiteRTModelError(FileError):
 def sidecar_path(model_path: str | Path) -> Path:
     """model.tflite -> model.json, beside it."""
     return Path(model_path).with_suffix(".json")
-
-
-def is_litert_file(path: str | Path) -> bool:
-    """A .tflite name, or a file that starts like a flatbuffer model, whatever its name."""
-    path = Path(path)
-    if path.suffix == ".tflite":
-        return True
-    try:
-        with path.open("rb") as handle:
-            return handle.read(8)[4:] == _TFLITE_MAGIC
-    except OSError:
-        return False
 
 
 def read_sidecar(model_path: Path, flatbuffer: bytes) -> dict:
@@ -76,7 +64,7 @@ class LiteRTModel:
         if not path.is_file():
             raise LiteRTModelError(path, "LiteRT model file not found")
         flatbuffer = path.read_bytes()
-        if flatbuffer[4:8] != _TFLITE_MAGIC:
+        if flatbuffer[4:8] != TFLITE_MAGIC:
             raise LiteRTModelError(path, "not a LiteRT (.tflite) model")
         self.facts = read_sidecar(path, flatbuffer)
         from ai_edge_litert.interpreter import Interpreter

@@ -17,7 +17,7 @@ from ds2_keras.core.distribute import is_chief
 from ds2_keras.core.errors import DS2Error
 from ds2_keras.core.fileio import atomic_path, atomic_write_text
 from ds2_keras.core.interruption import StopRequests
-from ds2_keras.deploy.litert_runtime import is_litert_file
+from ds2_keras.core.litert_file import is_litert_file
 from ds2_keras.model.network import DS2Model
 from ds2_keras.model.optim import EpochDecay  # noqa: F401 - registers the schedule compiled model files name
 
