@@ -27,7 +27,8 @@ from click.testing import CliRunner
 
 from ds2_keras.model.checkpoints import load_model_file
 from ds2_keras.cli.main import main
-from ds2_keras.deploy.export import ExportError, export_saved_model, partial_directory
+from ds2_keras.deploy.export import export_saved_model
+from ds2_keras.deploy.serving_versions import ExportError, partial_directory
 from ds2_keras.core.locks import holding_directory
 from ds2_keras.deploy.recognizer import recognizer
 from ds2_keras.deploy.transcribe import transcribe_files
@@ -320,7 +321,7 @@ def test_export_onto_a_full_disk_leaves_nothing_behind(served, tmp_path):
 LIVE_EXPORT = r'''
 import sys, time
 from pathlib import Path
-from ds2_keras.deploy.export import partial_directory
+from ds2_keras.deploy.serving_versions import partial_directory
 
 with partial_directory(Path(sys.argv[1]), 7) as staging:
     print(staging, flush=True)
