@@ -115,7 +115,7 @@ def test_lm_fixes_what_greedy_gets_wrong(arpa):
     with_lm = BeamSearchDecoder(arpa, alpha=1.0, beta=0.5, beam_width=16)
     assert with_lm.transcripts(logits) == ["the cat sat"]
     assert with_lm.with_weights(0.0, 0.0).transcripts(logits) == ["the cot sat"]
-    assert with_lm.description == "beam search (width 16, LM words.arpa, alpha 1, beta 0.5, unk -6)"
+    assert with_lm.description == "beam search (width 16, LM words.arpa, alpha 1, beta 0.5, unk -10)"
 
 
 def test_lm_words_are_matched_lower_case_and_gzipped_arpa_loads(tmp_path):

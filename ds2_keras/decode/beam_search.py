@@ -129,7 +129,9 @@ class SearchSettings:
     beam_width: int = 64
     alpha: float = 0.5
     beta: float = 1.0
-    unk_score: float = -6.0
+    # An unknown word scores this in place of alpha ln p_LM: -10 beat -6 on held-out LibriSpeech
+    # (tuned on speaker 1898) and on make demo's test voices (docs/benchmarks.md).
+    unk_score: float = -10.0
     beam_threshold: float = 25.0
     token_min_prob: float = math.exp(-5.0)  # pyctcdecode's token_min_logp
     token_mass: float = 0.999

@@ -202,8 +202,9 @@ class BeamSearchDecoder(Decoder):
     so a word the LM or a hotword chose over strong competitors is flagged as doubtful.
     """
 
-    def __init__(self, lm_path: str | Path | None = None, alpha: float = 0.5, beta: float = 1.0,
-                 beam_width: int = 64, *, vocabulary_path: str | Path | None = None, unk_score: float = -6.0,
+    def __init__(self, lm_path: str | Path | None = None, alpha: float = SearchSettings.alpha,
+                 beta: float = SearchSettings.beta, beam_width: int = SearchSettings.beam_width, *,
+                 vocabulary_path: str | Path | None = None, unk_score: float = SearchSettings.unk_score,
                  hotwords: Sequence[Hotword] = (), nbest: int = 1, alphabet: Alphabet = ENGLISH_ALPHABET,
                  weights_note: str = ""):
         self.lm_path = None if lm_path is None else Path(lm_path)

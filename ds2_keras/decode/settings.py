@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ds2_keras.core.alphabet import Alphabet
+from ds2_keras.decode.beam_search import SearchSettings
 from ds2_keras.decode.decoders import BeamSearchDecoder, Decoder, GreedyDecoder, Hotword
 from ds2_keras.core.errors import DS2Error, FileError
 from ds2_keras.core.fileio import atomic_write_text
 
-DEFAULT_WEIGHTS = {"alpha": 0.5, "beta": 1.0, "unk_score": -6.0}
+DEFAULT_WEIGHTS = {"alpha": SearchSettings.alpha, "beta": SearchSettings.beta, "unk_score": SearchSettings.unk_score}
 DEFAULT_BOOST = 2.0  # per letter of a hotword, natural log units
 
 
