@@ -8,7 +8,8 @@ tests, this module costs one environment lookup at import and one comparison per
 
 SIGNAL is a signal name without SIG (default KILL). Points: `step` (the end of each training
 batch), `checkpoint_write` (a model file written to its temporary, not yet renamed into place),
-`validation` (an epoch's validation inference done, not yet scored).
+`validation` (an epoch's validation inference done, not yet scored), `export_staging` (`ds2
+export`'s staging directory made).
 """
 from __future__ import annotations
 

@@ -121,7 +121,7 @@ def streaming_function(model: DS2Model) -> tf.types.experimental.ConcreteFunctio
         features, _ = model.get_layer("log_spectrogram")(audio, length)
         x = model.get_layer("global_normalization")(features)[:, :, :, None]
         for i in range(len(config.conv_filters)):
-            (kernel_t, kernel_f), (stride_t, _) = config.conv_kernels[i], config.conv_strides[i]
+            kernel_t, kernel_f = config.conv_kernels[i]
             buffered = tf.concat([state[f"conv{i}"], x], axis=1)
             new[f"conv{i}"] = buffered[:, -(kernel_t - 1):] if kernel_t > 1 else buffered[:, :0]
             x = model.get_layer(f"conv{i}")(tf.pad(buffered, [[0, 0], [0, 0], [kernel_f // 2] * 2, [0, 0]]))
